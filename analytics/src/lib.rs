@@ -1,0 +1,10 @@
+//! scry's analytics: the DataFusion catalog over stored telemetry and the SQL query service.
+//! Detectors, log template mining, the service graph, incidents and RCA will live here too.
+
+pub mod catalog;
+pub mod error;
+pub mod query;
+
+pub use catalog::ScryTable;
+pub use error::QueryError;
+pub use query::{QueryConfig, QueryOutput, QueryService};

@@ -1,0 +1,81 @@
+//! The ingest path shared by every receiver: convert an export request, store its rows durably,
+//! count what was accepted and rejected.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::error::{Error, Result};
+use crate::otlp::{self, Converted};
+use crate::schema::Table;
+use crate::store::Store;
+use crate::telemetry::{SignalLabel, Telemetry};
+
+/// What happened to the items of one export request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportOutcome {
+    /// Items stored.
+    pub accepted: usize,
+    /// Items rejected as invalid.
+    pub rejected: i64,
+    /// Why items were rejected; empty when none were.
+    pub error_message: String,
+}
+
+/// Converts and stores export requests; shared by the gRPC and HTTP receivers.
+#[derive(Clone)]
+pub struct Ingest {
+    store: Store,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Ingest {
+    /// Ingest into `store`, counting into `telemetry`.
+    pub fn new(store: Store, telemetry: Arc<Telemetry>) -> Self {
+        Self { store, telemetry }
+    }
+
+    /// The store written to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stores the valid spans of a trace export.
+    pub async fn traces(&self, req: &ExportTraceServiceRequest) -> Result<ExportOutcome> {
+        self.ingest(Table::Spans, || otlp::traces::convert(req)).await
+    }
+
+    /// Stores the valid records of a logs export.
+    pub async fn logs(&self, req: &ExportLogsServiceRequest) -> Result<ExportOutcome> {
+        self.ingest(Table::Logs, || otlp::logs::convert(req)).await
+    }
+
+    /// Stores the valid data points of a metrics export.
+    pub async fn metrics(&self, req: &ExportMetricsServiceRequest) -> Result<ExportOutcome> {
+        self.ingest(Table::Metrics, || otlp::metrics::convert(req)).await
+    }
+
+    async fn ingest(&self, table: Table, convert: impl FnOnce() -> Converted) -> Result<ExportOutcome> {
+        let signal = table.name();
+        // Refuse before spending CPU on conversion when we would refuse the write anyway.
+        if let Err(e) = self.store.check_capacity() {
+            if matches!(e, Error::Overloaded { .. }) {
+                let label = SignalLabel { signal: signal.to_string() };
+                self.telemetry.requests_throttled.get_or_create(&label).inc();
+            }
+            return Err(e);
+        }
+        let converted = convert();
+        let accepted = converted.accepted();
+        if let Some(batch) = converted.batch {
+            self.store.write(table, batch).await?;
+        }
+        self.telemetry.accepted(signal).inc_by(accepted as u64);
+        if converted.rejected > 0 {
+            self.telemetry.rejected(signal).inc_by(converted.rejected as u64);
+        }
+        Ok(ExportOutcome { accepted, rejected: converted.rejected, error_message: converted.error_message })
+    }
+}

@@ -1,0 +1,192 @@
+//! Settings of `scry serve`: defaults, then the TOML config file, then `SCRY_*` environment
+//! variables, then flags (each overriding the one before).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use scry_analytics::QueryConfig;
+use scry_collector::{ReceiverLimits, StoreConfig};
+use serde::Deserialize;
+
+/// Flags of `scry serve`; each also reads a `SCRY_*` environment variable.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML config file (see samples/scry.toml).
+    #[arg(long, env = "SCRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for everything scry persists [default: ./scry-data].
+    #[arg(long, env = "SCRY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// OTLP/gRPC listen address [default: 127.0.0.1:4317].
+    #[arg(long, env = "SCRY_OTLP_GRPC_ADDR")]
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// OTLP/HTTP listen address [default: 127.0.0.1:4318].
+    #[arg(long, env = "SCRY_OTLP_HTTP_ADDR")]
+    pub otlp_http_addr: Option<SocketAddr>,
+    /// API and UI listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "SCRY_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Flush memory to Parquet at least this often, e.g. `10m` [default: 10m].
+    #[arg(long, env = "SCRY_FLUSH_INTERVAL")]
+    pub flush_interval: Option<String>,
+    /// Flush when this many bytes of Arrow data are in memory [default: 268435456].
+    #[arg(long, env = "SCRY_FLUSH_BYTES")]
+    pub flush_bytes: Option<u64>,
+    /// Refuse exports (retryably) above this many buffered bytes [default: 2147483648].
+    #[arg(long, env = "SCRY_MAX_BUFFERED_BYTES")]
+    pub max_buffered_bytes: Option<u64>,
+    /// Largest export request body, after decompression [default: 16777216].
+    #[arg(long, env = "SCRY_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Delete data older than this, e.g. `7d`; `0` keeps everything [default: 7d].
+    #[arg(long, env = "SCRY_RETENTION")]
+    pub retention: Option<String>,
+    /// Cancel SQL queries running longer than this [default: 30s].
+    #[arg(long, env = "SCRY_QUERY_TIMEOUT")]
+    pub query_timeout: Option<String>,
+    /// Memory SQL queries may use, in bytes [default: 2147483648].
+    #[arg(long, env = "SCRY_QUERY_MEMORY_LIMIT")]
+    pub query_memory_limit: Option<usize>,
+}
+
+/// The config file's shape.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    otlp_grpc_addr: Option<SocketAddr>,
+    otlp_http_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+    #[serde(default)]
+    storage: FileStorage,
+    #[serde(default)]
+    limits: FileLimits,
+    #[serde(default)]
+    query: FileQuery,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileStorage {
+    flush_interval: Option<String>,
+    flush_bytes: Option<u64>,
+    max_buffered_bytes: Option<u64>,
+    retention: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_request_bytes: Option<usize>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    timeout: Option<String>,
+    memory_limit: Option<usize>,
+    max_result_rows: Option<usize>,
+}
+
+/// Everything `scry serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub store: StoreConfig,
+    pub limits: ReceiverLimits,
+    pub query: QueryConfig,
+}
+
+fn duration(what: &str, text: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(text.trim()).with_context(|| format!("{what}: {text:?} is not a duration like 30s, 10m or 7d"))
+}
+
+impl Settings {
+    /// Merges defaults, the config file, the environment and flags.
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./scry-data"));
+        let mut store = StoreConfig::new(data_dir);
+        if let Some(t) = args.flush_interval.or(file.storage.flush_interval) {
+            store.flush_interval = duration("flush interval", &t)?;
+        }
+        if let Some(b) = args.flush_bytes.or(file.storage.flush_bytes) {
+            store.flush_bytes = b;
+        }
+        if let Some(b) = args.max_buffered_bytes.or(file.storage.max_buffered_bytes) {
+            store.max_buffered_bytes = b;
+        }
+        if let Some(r) = args.retention.or(file.storage.retention) {
+            let r = r.trim();
+            store.retention = if r == "0" { None } else { Some(duration("retention", r)?) };
+        }
+        let mut limits = ReceiverLimits::default();
+        if let Some(m) = args.max_request_bytes.or(file.limits.max_request_bytes) {
+            if m == 0 {
+                bail!("max request bytes must be positive");
+            }
+            limits.max_request_bytes = m;
+        }
+        let mut query = QueryConfig::default();
+        if let Some(t) = args.query_timeout.or(file.query.timeout) {
+            query.timeout = duration("query timeout", &t)?;
+        }
+        if let Some(m) = args.query_memory_limit.or(file.query.memory_limit) {
+            query.memory_limit = m;
+        }
+        if let Some(m) = file.query.max_result_rows {
+            query.max_result_rows = m;
+        }
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("default address parses");
+        Ok(Settings {
+            otlp_grpc_addr: args.otlp_grpc_addr.or(file.otlp_grpc_addr).unwrap_or_else(|| addr("127.0.0.1:4317")),
+            otlp_http_addr: args.otlp_http_addr.or(file.otlp_http_addr).unwrap_or_else(|| addr("127.0.0.1:4318")),
+            http_addr: args.http_addr.or(file.http_addr).unwrap_or_else(|| addr("127.0.0.1:8080")),
+            store,
+            limits,
+            query,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scry.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/tmp/from-file\"\nhttp_addr = \"127.0.0.1:9000\"\n[storage]\nretention = \"2d\"\nflush_interval = \"1m\"\n[query]\ntimeout = \"5s\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs { config: Some(path), flush_interval: Some("30s".into()), ..Default::default() };
+        let s = Settings::resolve(args).unwrap();
+        assert_eq!(s.store.data_dir, PathBuf::from("/tmp/from-file"));
+        assert_eq!(s.http_addr.port(), 9000);
+        assert_eq!(s.otlp_grpc_addr.port(), 4317);
+        assert_eq!(s.store.flush_interval, Duration::from_secs(30));
+        assert_eq!(s.store.retention, Some(Duration::from_secs(2 * 86400)));
+        assert_eq!(s.query.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let args = ServeArgs { retention: Some("soon".into()), ..Default::default() };
+        let err = Settings::resolve(args).unwrap_err().to_string();
+        assert!(err.contains("retention"), "{err}");
+    }
+}

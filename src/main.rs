@@ -1,0 +1,47 @@
+//! The `scry` binary: command-line parsing and wiring of the crates; no business logic here.
+
+mod bench;
+mod config;
+mod query_cmd;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// scry: an AIOps observability and anomaly-detection daemon for OpenTelemetry data.
+#[derive(Parser)]
+#[command(name = "scry", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: OTLP receivers, storage, SQL API.
+    Serve(config::ServeArgs),
+    /// Run a SQL query against a running daemon and print the result.
+    Query(query_cmd::QueryArgs),
+    /// Measure scry's performance.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = config::Settings::resolve(args)?;
+            runtime.block_on(serve::run(settings))
+        }
+        Command::Query(args) => runtime.block_on(query_cmd::run(args)),
+        Command::Bench(cmd) => runtime.block_on(bench::run(cmd)),
+    }
+}

@@ -1,0 +1,110 @@
+//! `scry serve`: opens the store, starts the receivers, the API and the background flusher, and
+//! shuts them down in order on SIGINT/SIGTERM (the final flush persists everything in memory).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use scry_analytics::QueryService;
+use scry_collector::receiver::{grpc, http};
+use scry_collector::{Ingest, Store, Telemetry};
+use scry_ui::ApiState;
+use tokio::net::TcpListener;
+use std::future::IntoFuture;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener to {addr}"))
+}
+
+/// Waits until the stop flag turns true.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs the daemon until a termination signal.
+pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    let dir = &settings.store.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    settings.store.data_dir = dir.canonicalize().with_context(|| format!("resolving data dir {}", dir.display()))?;
+
+    let telemetry = Arc::new(Telemetry::new());
+    let store = Store::open(settings.store.clone(), Arc::clone(&telemetry)).context("opening the store")?;
+    let query = Arc::new(QueryService::new(store.clone(), settings.query.clone(), &telemetry)?);
+    let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry));
+
+    let grpc_listener = bind(settings.otlp_grpc_addr, "OTLP/gRPC").await?;
+    let http_listener = bind(settings.otlp_http_addr, "OTLP/HTTP").await?;
+    let api_listener = bind(settings.http_addr, "API").await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let grpc_task = tokio::spawn(grpc::serve(grpc_listener, ingest.clone(), settings.limits, stopped(stop_rx.clone())));
+    let otlp_http = http::router(ingest.clone(), settings.limits);
+    let http_task = tokio::spawn(
+        axum::serve(http_listener, otlp_http).with_graceful_shutdown(stopped(stop_rx.clone())).into_future(),
+    );
+    let api = scry_ui::router(ApiState {
+        query,
+        store: store.clone(),
+        telemetry: Arc::clone(&telemetry),
+        ready: Arc::clone(&ready),
+    });
+    let api_task =
+        tokio::spawn(axum::serve(api_listener, api).with_graceful_shutdown(stopped(stop_rx.clone())).into_future());
+    let background = {
+        let store = store.clone();
+        let rx = stop_rx.clone();
+        tokio::spawn(async move { store.run_background(rx).await })
+    };
+
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        otlp_grpc = %settings.otlp_grpc_addr,
+        otlp_http = %settings.otlp_http_addr,
+        api = %settings.http_addr,
+        data_dir = %settings.store.data_dir.display(),
+        "scry is serving"
+    );
+
+    tokio::select! {
+        _ = termination() => tracing::info!("shutting down"),
+        r = grpc_task => anyhow::bail!("OTLP/gRPC server stopped: {r:?}"),
+    }
+    ready.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    let drain = async {
+        let _ = http_task.await;
+        let _ = api_task.await;
+        let _ = background.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        tracing::warn!("servers did not drain within 10s; flushing anyway");
+    }
+    store.shutdown().await.context("final flush")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
