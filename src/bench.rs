@@ -41,7 +41,9 @@ pub struct IngestArgs {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 struct Daemon {
@@ -71,7 +73,11 @@ fn start_daemon() -> anyhow::Result<Daemon> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(Daemon { child, endpoint, data_dir })
+    Ok(Daemon {
+        child,
+        endpoint,
+        data_dir,
+    })
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -81,7 +87,9 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.metadata() {
@@ -94,7 +102,9 @@ fn dir_bytes(dir: &Path) -> u64 {
 
 fn terminate(child: &mut Child) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
     let status = child.wait()?;
     if !status.success() {
         bail!("scry serve exited with {status}");
@@ -108,10 +118,26 @@ fn ms(d: Duration) -> f64 {
 
 fn print_report(report: &LoadReport, args: &IngestArgs, rss_kib: Option<u64>) {
     println!("spans acknowledged : {}", report.spans);
-    println!("failed requests    : {}{}", report.errors, report.first_error.as_ref().map(|e| format!(" (first: {e})")).unwrap_or_default());
+    println!(
+        "failed requests    : {}{}",
+        report.errors,
+        report
+            .first_error
+            .as_ref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
+    );
     println!("elapsed            : {:.2} s", report.elapsed.as_secs_f64());
-    println!("throughput         : {:.0} spans/s ({} spans/request, {} senders)", report.spans_per_sec(), args.batch, args.concurrency);
-    println!("protobuf sent      : {:.1} MB/s", report.bytes_sent as f64 / 1e6 / report.elapsed.as_secs_f64());
+    println!(
+        "throughput         : {:.0} spans/s ({} spans/request, {} senders)",
+        report.spans_per_sec(),
+        args.batch,
+        args.concurrency
+    );
+    println!(
+        "protobuf sent      : {:.1} MB/s",
+        report.bytes_sent as f64 / 1e6 / report.elapsed.as_secs_f64()
+    );
     println!(
         "ack latency        : p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ms(report.latency(0.5)),
@@ -130,11 +156,22 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         Some(_) => None,
         None => Some(start_daemon()?),
     };
-    let endpoint = args.endpoint.clone().unwrap_or_else(|| daemon.as_ref().expect("started").endpoint.clone());
+    let endpoint = args
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| daemon.as_ref().expect("started").endpoint.clone());
     let pid = args.pid.or(daemon.as_ref().map(|d| d.child.id()));
-    let warmup = LoadConfig { endpoint: endpoint.clone(), total_spans: (args.batch * 50) as u64, batch_size: args.batch, concurrency: args.concurrency };
+    let warmup = LoadConfig {
+        endpoint: endpoint.clone(),
+        total_spans: (args.batch * 50) as u64,
+        batch_size: args.batch,
+        concurrency: args.concurrency,
+    };
     loadgen::run(&warmup).await.context("warm-up")?;
-    let config = LoadConfig { total_spans: args.spans, ..warmup };
+    let config = LoadConfig {
+        total_spans: args.spans,
+        ..warmup
+    };
     let report = loadgen::run(&config).await.context("load run")?;
     let rss = pid.and_then(peak_rss_kib);
     print_report(&report, &args, rss);

@@ -103,7 +103,8 @@ pub struct Settings {
 }
 
 fn duration(what: &str, text: &str) -> anyhow::Result<Duration> {
-    humantime::parse_duration(text.trim()).with_context(|| format!("{what}: {text:?} is not a duration like 30s, 10m or 7d"))
+    humantime::parse_duration(text.trim())
+        .with_context(|| format!("{what}: {text:?} is not a duration like 30s, 10m or 7d"))
 }
 
 impl Settings {
@@ -111,12 +112,17 @@ impl Settings {
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing config file {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
             }
             None => FileConfig::default(),
         };
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./scry-data"));
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./scry-data"));
         let mut store = StoreConfig::new(data_dir);
         if let Some(t) = args.flush_interval.or(file.storage.flush_interval) {
             store.flush_interval = duration("flush interval", &t)?;
@@ -129,7 +135,11 @@ impl Settings {
         }
         if let Some(r) = args.retention.or(file.storage.retention) {
             let r = r.trim();
-            store.retention = if r == "0" { None } else { Some(duration("retention", r)?) };
+            store.retention = if r == "0" {
+                None
+            } else {
+                Some(duration("retention", r)?)
+            };
         }
         let mut limits = ReceiverLimits::default();
         if let Some(m) = args.max_request_bytes.or(file.limits.max_request_bytes) {
@@ -150,9 +160,18 @@ impl Settings {
         }
         let addr = |s: &str| s.parse::<SocketAddr>().expect("default address parses");
         Ok(Settings {
-            otlp_grpc_addr: args.otlp_grpc_addr.or(file.otlp_grpc_addr).unwrap_or_else(|| addr("127.0.0.1:4317")),
-            otlp_http_addr: args.otlp_http_addr.or(file.otlp_http_addr).unwrap_or_else(|| addr("127.0.0.1:4318")),
-            http_addr: args.http_addr.or(file.http_addr).unwrap_or_else(|| addr("127.0.0.1:8080")),
+            otlp_grpc_addr: args
+                .otlp_grpc_addr
+                .or(file.otlp_grpc_addr)
+                .unwrap_or_else(|| addr("127.0.0.1:4317")),
+            otlp_http_addr: args
+                .otlp_http_addr
+                .or(file.otlp_http_addr)
+                .unwrap_or_else(|| addr("127.0.0.1:4318")),
+            http_addr: args
+                .http_addr
+                .or(file.http_addr)
+                .unwrap_or_else(|| addr("127.0.0.1:8080")),
             store,
             limits,
             query,
@@ -173,7 +192,11 @@ mod tests {
             "data_dir = \"/tmp/from-file\"\nhttp_addr = \"127.0.0.1:9000\"\n[storage]\nretention = \"2d\"\nflush_interval = \"1m\"\n[query]\ntimeout = \"5s\"\n",
         )
         .unwrap();
-        let args = ServeArgs { config: Some(path), flush_interval: Some("30s".into()), ..Default::default() };
+        let args = ServeArgs {
+            config: Some(path),
+            flush_interval: Some("30s".into()),
+            ..Default::default()
+        };
         let s = Settings::resolve(args).unwrap();
         assert_eq!(s.store.data_dir, PathBuf::from("/tmp/from-file"));
         assert_eq!(s.http_addr.port(), 9000);
@@ -185,7 +208,10 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let args = ServeArgs { retention: Some("soon".into()), ..Default::default() };
+        let args = ServeArgs {
+            retention: Some("soon".into()),
+            ..Default::default()
+        };
         let err = Settings::resolve(args).unwrap_err().to_string();
         assert!(err.contains("retention"), "{err}");
     }

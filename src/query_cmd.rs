@@ -43,13 +43,18 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     if !status.is_success() {
         let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let code = parsed["error"]["code"].as_str().unwrap_or("error");
-        let message = parsed["error"]["message"].as_str().map(str::to_string)
+        let message = parsed["error"]["message"]
+            .as_str()
+            .map(str::to_string)
             .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
         bail!("query failed ({status}, {code}): {message}");
     }
-    let reader = arrow::ipc::reader::StreamReader::try_new(body.as_ref(), None).context("decoding Arrow IPC")?;
+    let reader = arrow::ipc::reader::StreamReader::try_new(body.as_ref(), None)
+        .context("decoding Arrow IPC")?;
     let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().context("decoding Arrow IPC")?;
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .context("decoding Arrow IPC")?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Table => {
@@ -72,7 +77,9 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
             writeln!(out)?;
         }
         Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
             if batches.is_empty() {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                 use std::io::Write;

@@ -11,14 +11,16 @@ use scry_analytics::QueryService;
 use scry_collector::receiver::{grpc, http};
 use scry_collector::{Ingest, Store, Telemetry};
 use scry_ui::ApiState;
-use tokio::net::TcpListener;
 use std::future::IntoFuture;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Settings;
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener to {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} listener to {addr}"))
 }
 
 /// Waits until the stop flag turns true.
@@ -49,11 +51,18 @@ async fn termination() {
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let dir = &settings.store.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
-    settings.store.data_dir = dir.canonicalize().with_context(|| format!("resolving data dir {}", dir.display()))?;
+    settings.store.data_dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving data dir {}", dir.display()))?;
 
     let telemetry = Arc::new(Telemetry::new());
-    let store = Store::open(settings.store.clone(), Arc::clone(&telemetry)).context("opening the store")?;
-    let query = Arc::new(QueryService::new(store.clone(), settings.query.clone(), &telemetry)?);
+    let store =
+        Store::open(settings.store.clone(), Arc::clone(&telemetry)).context("opening the store")?;
+    let query = Arc::new(QueryService::new(
+        store.clone(),
+        settings.query.clone(),
+        &telemetry,
+    )?);
     let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry));
 
     let grpc_listener = bind(settings.otlp_grpc_addr, "OTLP/gRPC").await?;
@@ -62,10 +71,17 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let grpc_task = tokio::spawn(grpc::serve(grpc_listener, ingest.clone(), settings.limits, stopped(stop_rx.clone())));
+    let grpc_task = tokio::spawn(grpc::serve(
+        grpc_listener,
+        ingest.clone(),
+        settings.limits,
+        stopped(stop_rx.clone()),
+    ));
     let otlp_http = http::router(ingest.clone(), settings.limits);
     let http_task = tokio::spawn(
-        axum::serve(http_listener, otlp_http).with_graceful_shutdown(stopped(stop_rx.clone())).into_future(),
+        axum::serve(http_listener, otlp_http)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
     );
     let api = scry_ui::router(ApiState {
         query,
@@ -73,8 +89,11 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         telemetry: Arc::clone(&telemetry),
         ready: Arc::clone(&ready),
     });
-    let api_task =
-        tokio::spawn(axum::serve(api_listener, api).with_graceful_shutdown(stopped(stop_rx.clone())).into_future());
+    let api_task = tokio::spawn(
+        axum::serve(api_listener, api)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
     let background = {
         let store = store.clone();
         let rx = stop_rx.clone();
@@ -101,7 +120,10 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         let _ = api_task.await;
         let _ = background.await;
     };
-    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("servers did not drain within 10s; flushing anyway");
     }
     store.shutdown().await.context("final flush")?;

@@ -34,7 +34,9 @@ pub struct ScryTable {
 
 impl std::fmt::Debug for ScryTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScryTable").field("table", &self.table.name()).finish()
+        f.debug_struct("ScryTable")
+            .field("table", &self.table.name())
+            .finish()
     }
 }
 
@@ -55,7 +57,10 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    const ALL: TimeRange = TimeRange { min: i64::MIN, max: i64::MAX };
+    const ALL: TimeRange = TimeRange {
+        min: i64::MIN,
+        max: i64::MAX,
+    };
 
     /// Narrows the range with every `time <op> literal` conjunct among `filters`.
     pub fn from_filters(filters: &[Expr]) -> TimeRange {
@@ -113,7 +118,9 @@ fn timestamp_nanos(v: &ScalarValue) -> Option<i64> {
 }
 
 fn batch_time_bounds(batch: &RecordBatch) -> Option<(i64, i64)> {
-    let times = batch.column_by_name(TIME_COLUMN)?.as_primitive::<TimestampNanosecondType>();
+    let times = batch
+        .column_by_name(TIME_COLUMN)?
+        .as_primitive::<TimestampNanosecondType>();
     Some((arrow::compute::min(times)?, arrow::compute::max(times)?))
 }
 
@@ -140,7 +147,10 @@ impl TableProvider for ScryTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         // Used to prune files and row groups; DataFusion still applies every filter exactly.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -165,10 +175,17 @@ impl TableProvider for ScryTable {
         for (i, batch) in wanted.enumerate() {
             mem_parts[i % partitions].push(batch);
         }
-        let mut plans: Vec<Arc<dyn ExecutionPlan>> =
-            vec![MemorySourceConfig::try_new_exec(&mem_parts, Arc::clone(&schema), projection.cloned())?];
+        let mut plans: Vec<Arc<dyn ExecutionPlan>> = vec![MemorySourceConfig::try_new_exec(
+            &mem_parts,
+            Arc::clone(&schema),
+            projection.cloned(),
+        )?];
 
-        let files: Vec<_> = snapshot.files.iter().filter(|f| range.overlaps(f.min_time, f.max_time)).collect();
+        let files: Vec<_> = snapshot
+            .files
+            .iter()
+            .filter(|f| range.overlaps(f.min_time, f.max_time))
+            .collect();
         if !files.is_empty() {
             let mut source = ParquetSource::new(Arc::clone(&schema));
             if let Some(predicate) = conjunction(filters.to_vec()) {
@@ -176,16 +193,18 @@ impl TableProvider for ScryTable {
                 source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
             }
             let data_dir = self.store.data_dir();
-            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(files.len())];
+            let mut groups: Vec<Vec<PartitionedFile>> =
+                vec![Vec::new(); partitions.min(files.len())];
             for (i, f) in files.iter().enumerate() {
                 let n = groups.len();
                 groups[i % n].push(partitioned_file(data_dir, f)?);
             }
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
-                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                .with_projection_indices(projection.cloned())?
-                .with_limit(limit)
-                .build();
+            let config =
+                FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                    .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+                    .with_projection_indices(projection.cloned())?
+                    .with_limit(limit)
+                    .build();
             plans.push(DataSourceExec::from_data_source(config));
         }
         UnionExec::try_new(plans)
@@ -198,17 +217,27 @@ mod tests {
     use datafusion::logical_expr::{col, lit};
 
     fn ts(n: i64) -> Expr {
-        lit(ScalarValue::TimestampNanosecond(Some(n), Some("UTC".into())))
+        lit(ScalarValue::TimestampNanosecond(
+            Some(n),
+            Some("UTC".into()),
+        ))
     }
 
     #[test]
     fn time_range_from_filters() {
-        let filters = vec![col("time").gt_eq(ts(100)).and(col("time").lt(ts(200))), col("name").eq(lit("x"))];
+        let filters = vec![
+            col("time").gt_eq(ts(100)).and(col("time").lt(ts(200))),
+            col("name").eq(lit("x")),
+        ];
         let r = TimeRange::from_filters(&filters);
         assert_eq!(r, TimeRange { min: 100, max: 200 });
         assert!(r.overlaps(150, 300));
         assert!(!r.overlaps(201, 300));
-        let swapped = vec![Expr::BinaryExpr(BinaryExpr::new(Box::new(ts(50)), Operator::Lt, Box::new(col("time"))))];
+        let swapped = vec![Expr::BinaryExpr(BinaryExpr::new(
+            Box::new(ts(50)),
+            Operator::Lt,
+            Box::new(col("time")),
+        ))];
         assert_eq!(TimeRange::from_filters(&swapped).min, 50);
         let or = vec![col("time").gt(ts(100)).or(col("time").lt(ts(5)))];
         assert_eq!(TimeRange::from_filters(&or), TimeRange::ALL);

@@ -12,8 +12,8 @@ use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::StreamExt;
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use scry_collector::telemetry::latency_histogram;
 use scry_collector::{Store, Table, Telemetry};
@@ -77,8 +77,14 @@ pub struct QueryService {
 
 impl QueryService {
     /// A query service over `store`'s tables, registering its metrics with `telemetry`.
-    pub fn new(store: Store, config: QueryConfig, telemetry: &Telemetry) -> Result<Self, QueryError> {
-        let runtime_env = RuntimeEnvBuilder::new().with_memory_limit(config.memory_limit, 1.0).build_arc()?;
+    pub fn new(
+        store: Store,
+        config: QueryConfig,
+        telemetry: &Telemetry,
+    ) -> Result<Self, QueryError> {
+        let runtime_env = RuntimeEnvBuilder::new()
+            .with_memory_limit(config.memory_limit, 1.0)
+            .build_arc()?;
         let session = SessionConfig::new()
             .with_target_partitions(config.threads.max(1))
             .with_information_schema(true);
@@ -91,14 +97,22 @@ impl QueryService {
             .thread_name("scry-query")
             .enable_all()
             .build()
-            .map_err(|e| QueryError::Execution(format!("could not start the query runtime: {e}")))?;
+            .map_err(|e| {
+                QueryError::Execution(format!("could not start the query runtime: {e}"))
+            })?;
         let latency = latency_histogram();
         let queries = Family::<OutcomeLabel, Counter>::default();
         telemetry.with_registry(|r| {
             r.register("scry_query_seconds", "SQL query latency", latency.clone());
             r.register("scry_queries", "SQL queries by outcome", queries.clone());
         });
-        Ok(Self { ctx, config, runtime, latency, queries })
+        Ok(Self {
+            ctx,
+            config,
+            runtime,
+            latency,
+            queries,
+        })
     }
 
     /// The session, for callers that need DataFusion directly (e.g. detectors).
@@ -115,7 +129,11 @@ impl QueryService {
             Ok(_) => "ok",
             Err(e) => e.code(),
         };
-        self.queries.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc();
+        self.queries
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
         result
     }
 
@@ -124,7 +142,9 @@ impl QueryService {
         let ctx = self.ctx.clone();
         let sql = sql.to_string();
         let max_rows = self.config.max_result_rows;
-        let task = self.runtime.spawn(async move { execute(&ctx, &sql, max_rows).await });
+        let task = self
+            .runtime
+            .spawn(async move { execute(&ctx, &sql, max_rows).await });
         let abort = task.abort_handle();
         match tokio::time::timeout(self.config.timeout, task).await {
             Ok(Ok(result)) => result,
@@ -142,14 +162,23 @@ impl Drop for QueryService {
         // The runtime cannot be dropped inside another runtime's context; let it go in the background.
         let rt = std::mem::replace(
             &mut self.runtime,
-            tokio::runtime::Builder::new_current_thread().build().expect("empty runtime"),
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("empty runtime"),
         );
         rt.shutdown_background();
     }
 }
 
-async fn execute(ctx: &SessionContext, sql: &str, max_rows: usize) -> Result<QueryOutput, QueryError> {
-    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+async fn execute(
+    ctx: &SessionContext,
+    sql: &str,
+    max_rows: usize,
+) -> Result<QueryOutput, QueryError> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
     let df = ctx.sql_with_options(sql, options).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let mut stream = df.execute_stream().await?;
@@ -178,13 +207,20 @@ pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
     let stmt = &statements[0];
     let allowed = match stmt {
         Statement::Statement(s) => is_query(s),
-        Statement::Explain(e) => matches!(e.statement.as_ref(), Statement::Statement(s) if is_query(s)),
+        Statement::Explain(e) => {
+            matches!(e.statement.as_ref(), Statement::Statement(s) if is_query(s))
+        }
         Statement::CreateExternalTable(_) | Statement::CopyTo(_) | Statement::Reset(_) => false,
     };
     if allowed {
         Ok(())
     } else {
-        let kind = stmt.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        let kind = stmt
+            .to_string()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
         Err(QueryError::NotAllowed(format!(
             "only read-only queries run here (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE); refused: {kind}..."
         )))
@@ -207,7 +243,13 @@ mod tests {
 
     #[test]
     fn only_queries_pass() {
-        for ok in ["SELECT 1", "WITH a AS (SELECT 1) SELECT * FROM a", "EXPLAIN SELECT 1", "SHOW TABLES", "DESCRIBE spans"] {
+        for ok in [
+            "SELECT 1",
+            "WITH a AS (SELECT 1) SELECT * FROM a",
+            "EXPLAIN SELECT 1",
+            "SHOW TABLES",
+            "DESCRIBE spans",
+        ] {
             assert!(check_read_only(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -219,8 +261,14 @@ mod tests {
             "DROP TABLE spans",
             "SELECT 1; DROP TABLE spans",
         ] {
-            assert!(matches!(check_read_only(bad), Err(QueryError::NotAllowed(_))), "{bad}");
+            assert!(
+                matches!(check_read_only(bad), Err(QueryError::NotAllowed(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(check_read_only("SELEC 1"), Err(QueryError::Invalid(_))));
+        assert!(matches!(
+            check_read_only("SELEC 1"),
+            Err(QueryError::Invalid(_))
+        ));
     }
 }

@@ -44,7 +44,8 @@ impl Ingest {
 
     /// Stores the valid spans of a trace export.
     pub async fn traces(&self, req: &ExportTraceServiceRequest) -> Result<ExportOutcome> {
-        self.ingest(Table::Spans, || otlp::traces::convert(req)).await
+        self.ingest(Table::Spans, || otlp::traces::convert(req))
+            .await
     }
 
     /// Stores the valid records of a logs export.
@@ -54,16 +55,26 @@ impl Ingest {
 
     /// Stores the valid data points of a metrics export.
     pub async fn metrics(&self, req: &ExportMetricsServiceRequest) -> Result<ExportOutcome> {
-        self.ingest(Table::Metrics, || otlp::metrics::convert(req)).await
+        self.ingest(Table::Metrics, || otlp::metrics::convert(req))
+            .await
     }
 
-    async fn ingest(&self, table: Table, convert: impl FnOnce() -> Converted) -> Result<ExportOutcome> {
+    async fn ingest(
+        &self,
+        table: Table,
+        convert: impl FnOnce() -> Converted,
+    ) -> Result<ExportOutcome> {
         let signal = table.name();
         // Refuse before spending CPU on conversion when we would refuse the write anyway.
         if let Err(e) = self.store.check_capacity() {
             if matches!(e, Error::Overloaded { .. }) {
-                let label = SignalLabel { signal: signal.to_string() };
-                self.telemetry.requests_throttled.get_or_create(&label).inc();
+                let label = SignalLabel {
+                    signal: signal.to_string(),
+                };
+                self.telemetry
+                    .requests_throttled
+                    .get_or_create(&label)
+                    .inc();
             }
             return Err(e);
         }
@@ -74,8 +85,14 @@ impl Ingest {
         }
         self.telemetry.accepted(signal).inc_by(accepted as u64);
         if converted.rejected > 0 {
-            self.telemetry.rejected(signal).inc_by(converted.rejected as u64);
+            self.telemetry
+                .rejected(signal)
+                .inc_by(converted.rejected as u64);
         }
-        Ok(ExportOutcome { accepted, rejected: converted.rejected, error_message: converted.error_message })
+        Ok(ExportOutcome {
+            accepted,
+            rejected: converted.rejected,
+            error_message: converted.error_message,
+        })
     }
 }

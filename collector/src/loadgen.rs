@@ -60,20 +60,45 @@ impl LoadReport {
 }
 
 fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
 }
 
 fn text(key: &str, v: &str) -> KeyValue {
     kv(key, Value::StringValue(v.into()))
 }
 
-const SERVICES: [&str; 8] = ["frontend", "cart", "checkout", "payment", "inventory", "shipping", "auth", "search"];
-const ROUTES: [&str; 6] = ["/", "/cart", "/checkout", "/api/items/{id}", "/api/pay", "/login"];
+const SERVICES: [&str; 8] = [
+    "frontend",
+    "cart",
+    "checkout",
+    "payment",
+    "inventory",
+    "shipping",
+    "auth",
+    "search",
+];
+const ROUTES: [&str; 6] = [
+    "/",
+    "/cart",
+    "/checkout",
+    "/api/items/{id}",
+    "/api/pay",
+    "/login",
+];
 
 /// One export request of `n` spans in the shape real HTTP services produce.
 pub fn make_request(n: usize, seed: u64) -> ExportTraceServiceRequest {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut rand = move || {
         state ^= state << 13;
         state ^= state >> 7;
@@ -91,7 +116,11 @@ pub fn make_request(n: usize, seed: u64) -> ExportTraceServiceRequest {
             Span {
                 trace_id: trace.to_be_bytes().to_vec(),
                 span_id: rand().max(1).to_be_bytes().to_vec(),
-                parent_span_id: if i % 3 == 0 { Vec::new() } else { rand().max(1).to_be_bytes().to_vec() },
+                parent_span_id: if i % 3 == 0 {
+                    Vec::new()
+                } else {
+                    rand().max(1).to_be_bytes().to_vec()
+                },
                 name: format!("GET {route}"),
                 kind: 2,
                 start_time_unix_nano: start,
@@ -106,7 +135,10 @@ pub fn make_request(n: usize, seed: u64) -> ExportTraceServiceRequest {
                     text("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
                     text("network.protocol.version", "1.1"),
                 ],
-                status: Some(Status { code: if status == 500 { 2 } else { 0 }, message: String::new() }),
+                status: Some(Status {
+                    code: if status == 500 { 2 } else { 0 },
+                    message: String::new(),
+                }),
                 ..Default::default()
             }
         })
@@ -122,7 +154,10 @@ pub fn make_request(n: usize, seed: u64) -> ExportTraceServiceRequest {
                 ],
                 ..Default::default()
             }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -170,7 +205,9 @@ const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService
 /// Runs the load and reports; connection failures are returned, request failures counted.
 pub async fn run(config: &LoadConfig) -> Result<LoadReport, tonic::transport::Error> {
     let payloads: Arc<Vec<Bytes>> = Arc::new(
-        (0..32).map(|s| Bytes::from(make_request(config.batch_size, s).encode_to_vec())).collect(),
+        (0..32)
+            .map(|s| Bytes::from(make_request(config.batch_size, s).encode_to_vec()))
+            .collect(),
     );
     let started = Instant::now();
     let requests = config.total_spans.div_ceil(config.batch_size as u64);
@@ -194,9 +231,12 @@ pub async fn run(config: &LoadConfig) -> Result<LoadReport, tonic::transport::Er
                 let len = body.len() as u64;
                 let started = Instant::now();
                 let sent = async {
-                    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                    grpc.ready()
+                        .await
+                        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
                     let path = http::uri::PathAndQuery::from_static(TRACE_EXPORT);
-                    grpc.unary::<Bytes, Bytes, _>(tonic::Request::new(body), path, RawCodec).await
+                    grpc.unary::<Bytes, Bytes, _>(tonic::Request::new(body), path, RawCodec)
+                        .await
                 };
                 match sent.await {
                     Ok(_) => {

@@ -51,7 +51,11 @@ impl Rejections {
         if self.count > Self::MAX_REASONS {
             message.push_str(&format!(" (and {} more)", self.count - Self::MAX_REASONS));
         }
-        Converted { batch, rejected: self.count, error_message: message }
+        Converted {
+            batch,
+            rejected: self.count,
+            error_message: message,
+        }
     }
 }
 

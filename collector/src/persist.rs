@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
-use arrow::compute::{SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{
+    SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use arrow::datatypes::TimestampNanosecondType;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -69,7 +71,9 @@ pub fn write_manifest(data_dir: &Path, manifest: &Manifest) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
     std::fs::write(&tmp, body).map_err(Error::io("write manifest", &tmp))?;
-    File::open(&tmp).and_then(|f| f.sync_all()).map_err(Error::io("fsync manifest", &tmp))?;
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io("fsync manifest", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(Error::io("commit manifest", &path))?;
     sync_dir(&dir);
     Ok(())
@@ -94,8 +98,10 @@ pub fn load_manifests(data_dir: &Path) -> Result<Vec<Manifest>> {
             continue;
         }
         let bytes = std::fs::read(&path).map_err(Error::io("read manifest", &path))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Manifest { path: path.clone(), message: e.to_string() })?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         manifests.push(manifest);
     }
     manifests.sort_by_key(|m| m.seq);
@@ -104,8 +110,10 @@ pub fn load_manifests(data_dir: &Path) -> Result<Vec<Manifest>> {
 
 /// Deletes Parquet files under `tables/` that no manifest lists (an uncommitted flush).
 pub fn remove_orphans(data_dir: &Path, manifests: &[Manifest]) -> Result<usize> {
-    let known: std::collections::HashSet<&str> =
-        manifests.iter().flat_map(|m| m.files.iter().map(|f| f.path.as_str())).collect();
+    let known: std::collections::HashSet<&str> = manifests
+        .iter()
+        .flat_map(|m| m.files.iter().map(|f| f.path.as_str()))
+        .collect();
     let mut removed = 0;
     let root = data_dir.join("tables");
     if !root.exists() {
@@ -119,10 +127,15 @@ pub fn remove_orphans(data_dir: &Path, manifests: &[Manifest]) -> Result<usize> 
                 stack.push(path);
                 continue;
             }
-            let rel = path.strip_prefix(data_dir).unwrap_or(&path).to_string_lossy().to_string();
+            let rel = path
+                .strip_prefix(data_dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .to_string();
             if !known.contains(rel.as_str()) {
                 tracing::warn!(path = %path.display(), "removing Parquet file of an uncommitted flush");
-                std::fs::remove_file(&path).map_err(Error::io("remove orphan Parquet file", &path))?;
+                std::fs::remove_file(&path)
+                    .map_err(Error::io("remove orphan Parquet file", &path))?;
                 removed += 1;
             }
         }
@@ -137,7 +150,12 @@ fn sync_dir(dir: &Path) {
 }
 
 /// Writes the batches of one table as one Parquet file per hour; `seq` names the files.
-pub fn write_table(data_dir: &Path, table: Table, seq: u64, batches: &[RecordBatch]) -> Result<Vec<ParquetFile>> {
+pub fn write_table(
+    data_dir: &Path,
+    table: Table,
+    seq: u64,
+    batches: &[RecordBatch],
+) -> Result<Vec<ParquetFile>> {
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(Vec::new());
     }
@@ -162,7 +180,10 @@ fn time_values(batch: &RecordBatch) -> &[i64] {
 fn rows_by_hour(batch: &RecordBatch) -> BTreeMap<i64, Vec<u32>> {
     let mut hours: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
     for (i, t) in time_values(batch).iter().enumerate() {
-        hours.entry(t.div_euclid(HOUR_NS)).or_default().push(i as u32);
+        hours
+            .entry(t.div_euclid(HOUR_NS))
+            .or_default()
+            .push(i as u32);
     }
     hours
 }
@@ -181,7 +202,13 @@ fn hour_dir(table: Table, hour: i64) -> String {
     format!("tables/{}/{}", table.name(), dt.format("%Y-%m-%d/%H"))
 }
 
-fn write_file(data_dir: &Path, table: Table, seq: u64, hour: i64, batch: &RecordBatch) -> Result<ParquetFile> {
+fn write_file(
+    data_dir: &Path,
+    table: Table,
+    seq: u64,
+    hour: i64,
+    batch: &RecordBatch,
+) -> Result<ParquetFile> {
     let rel_dir = hour_dir(table, hour);
     let dir = data_dir.join(&rel_dir);
     std::fs::create_dir_all(&dir).map_err(Error::io("create partition dir", &dir))?;
@@ -191,21 +218,31 @@ fn write_file(data_dir: &Path, table: Table, seq: u64, hour: i64, batch: &Record
     let min_time = times.iter().copied().min().unwrap_or_default();
     let max_time = times.iter().copied().max().unwrap_or_default();
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(vec![
             KeyValue::new("scry.min_time_ns".into(), min_time.to_string()),
             KeyValue::new("scry.max_time_ns".into(), max_time.to_string()),
         ]))
         .build();
-    let parquet_err = |source| Error::Parquet { path: path.clone(), source };
+    let parquet_err = |source| Error::Parquet {
+        path: path.clone(),
+        source,
+    };
     let file = File::create(&path).map_err(Error::io("create Parquet file", &path))?;
-    let mut writer = ArrowWriter::try_new(file, Arc::clone(batch.schema_ref()), Some(props)).map_err(parquet_err)?;
+    let mut writer = ArrowWriter::try_new(file, Arc::clone(batch.schema_ref()), Some(props))
+        .map_err(parquet_err)?;
     writer.write(batch).map_err(parquet_err)?;
     let file = writer.into_inner().map_err(parquet_err)?;
-    file.sync_all().map_err(Error::io("fsync Parquet file", &path))?;
+    file.sync_all()
+        .map_err(Error::io("fsync Parquet file", &path))?;
     sync_dir(&dir);
-    let size = file.metadata().map_err(Error::io("stat Parquet file", &path))?.len();
+    let size = file
+        .metadata()
+        .map_err(Error::io("stat Parquet file", &path))?
+        .len();
     Ok(ParquetFile {
         table: table.name().to_string(),
         path: rel,
@@ -233,25 +270,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut spans: Vec<_> = (1..=4).map(traces::tests::span).collect();
         spans[0].start_time_unix_nano += 2 * HOUR_NS as u64; // a later hour
-        let batch = traces::convert(&traces::tests::request(spans)).batch.unwrap();
+        let batch = traces::convert(&traces::tests::request(spans))
+            .batch
+            .unwrap();
         let files = write_table(dir.path(), Table::Spans, 7, &[batch]).unwrap();
         assert_eq!(files.len(), 2);
         assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 4);
         for f in &files {
             assert!(f.path.starts_with("tables/spans/"), "{}", f.path);
-            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(dir.path().join(&f.path)).unwrap())
-                .unwrap()
-                .build()
-                .unwrap();
-            let rows: usize = reader.map(|b| b.unwrap()).map(|b| {
-                assert_eq!(null_count(&b, "trace_id"), 0);
-                let t = time_values(&b).to_vec();
-                assert!(t.windows(2).all(|w| w[0] <= w[1]));
-                b.num_rows()
-            }).sum();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(
+                File::open(dir.path().join(&f.path)).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+            let rows: usize = reader
+                .map(|b| b.unwrap())
+                .map(|b| {
+                    assert_eq!(null_count(&b, "trace_id"), 0);
+                    let t = time_values(&b).to_vec();
+                    assert!(t.windows(2).all(|w| w[0] <= w[1]));
+                    b.num_rows()
+                })
+                .sum();
             assert_eq!(rows as u64, f.rows);
         }
-        let manifest = Manifest { seq: 7, wal_segment: 3, files: files.clone() };
+        let manifest = Manifest {
+            seq: 7,
+            wal_segment: 3,
+            files: files.clone(),
+        };
         write_manifest(dir.path(), &manifest).unwrap();
         let loaded = load_manifests(dir.path()).unwrap();
         assert_eq!(loaded[0].files, files);

@@ -88,12 +88,20 @@ fn attrs(name: &str) -> Field {
 }
 
 fn list_of(name: &str, item: DataType) -> Field {
-    Field::new(name, DataType::List(Arc::new(Field::new_list_field(item, true))), true)
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new_list_field(item, true))),
+        true,
+    )
 }
 
 /// Fields of one span event inside the `events` list.
 pub fn event_fields() -> Fields {
-    Fields::from(vec![ts("time", false), utf8("name", false), attrs("attributes")])
+    Fields::from(vec![
+        ts("time", false),
+        utf8("name", false),
+        attrs("attributes"),
+    ])
 }
 
 /// Fields of one span link inside the `links` list.
@@ -143,7 +151,11 @@ static SPANS: LazyLock<SchemaRef> = LazyLock::new(|| {
     fields.push(attrs("attributes"));
     fields.push(list_of("events", DataType::Struct(event_fields())));
     fields.push(list_of("links", DataType::Struct(link_fields())));
-    fields.push(Field::new("dropped_attributes_count", DataType::UInt32, false));
+    fields.push(Field::new(
+        "dropped_attributes_count",
+        DataType::UInt32,
+        false,
+    ));
     fields.push(Field::new("dropped_events_count", DataType::UInt32, false));
     fields.push(Field::new("dropped_links_count", DataType::UInt32, false));
     Arc::new(Schema::new(fields))
@@ -164,7 +176,11 @@ static LOGS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ];
     fields.extend(resource_and_scope());
     fields.push(attrs("attributes"));
-    fields.push(Field::new("dropped_attributes_count", DataType::UInt32, false));
+    fields.push(Field::new(
+        "dropped_attributes_count",
+        DataType::UInt32,
+        false,
+    ));
     Arc::new(Schema::new(fields))
 });
 
@@ -208,7 +224,10 @@ mod tests {
     fn every_table_has_time_and_service() {
         for t in Table::ALL {
             let s = t.schema();
-            assert_eq!(s.field_with_name(TIME_COLUMN).unwrap().data_type(), &timestamp_type());
+            assert_eq!(
+                s.field_with_name(TIME_COLUMN).unwrap().data_type(),
+                &timestamp_type()
+            );
             assert!(s.field_with_name(SERVICE_COLUMN).is_ok());
             assert_eq!(Table::from_tag(t.tag()), Some(t));
             assert_eq!(Table::from_name(t.name()), Some(t));

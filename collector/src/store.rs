@@ -209,9 +209,16 @@ impl Store {
         let (ack, done) = oneshot::channel();
         {
             let tx = self.inner.tx.lock();
-            let tx = tx.as_ref().ok_or_else(|| Error::Unavailable("store is closed".into()))?;
-            tx.send(Op::Write(Write { table, batch, frame, ack }))
-                .map_err(|_| Error::Unavailable("WAL writer stopped".into()))?;
+            let tx = tx
+                .as_ref()
+                .ok_or_else(|| Error::Unavailable("store is closed".into()))?;
+            tx.send(Op::Write(Write {
+                table,
+                batch,
+                frame,
+                ack,
+            }))
+            .map_err(|_| Error::Unavailable("WAL writer stopped".into()))?;
         }
         match done.await {
             Ok(Ok(())) => Ok(()),
@@ -223,7 +230,10 @@ impl Store {
     /// What a query over `table` sees now.
     pub fn snapshot(&self, table: Table) -> TableSnapshot {
         let state = self.inner.tables[table as usize].read();
-        TableSnapshot { batches: state.mem.batches(), files: state.files.clone() }
+        TableSnapshot {
+            batches: state.mem.batches(),
+            files: state.files.clone(),
+        }
     }
 
     /// Rows in memory and in Parquet, per table.
@@ -254,7 +264,11 @@ impl Store {
             for (table, batches) in &batches {
                 files.extend(persist::write_table(&dir, *table, seq, batches)?);
             }
-            let manifest = Manifest { seq, wal_segment: closed, files: files.clone() };
+            let manifest = Manifest {
+                seq,
+                wal_segment: closed,
+                files: files.clone(),
+            };
             persist::write_manifest(&dir, &manifest)?;
             Ok(files)
         })
@@ -262,12 +276,28 @@ impl Store {
         .map_err(|e| Error::Unavailable(format!("flush task failed: {e}")))??;
         let report = self.commit_flush(&written);
         wal::remove_segments_through(&self.inner.config.data_dir.join("wal"), closed)?;
-        state.manifests.insert(seq, Manifest { seq, wal_segment: closed, files: written });
+        state.manifests.insert(
+            seq,
+            Manifest {
+                seq,
+                wal_segment: closed,
+                files: written,
+            },
+        );
         state.next_seq += 1;
         state.last_flush = Instant::now();
         let elapsed = started.elapsed();
-        self.inner.telemetry.flush_seconds.observe(elapsed.as_secs_f64());
-        tracing::info!(seq, files = report.files, bytes = report.bytes, ?elapsed, "flushed to Parquet");
+        self.inner
+            .telemetry
+            .flush_seconds
+            .observe(elapsed.as_secs_f64());
+        tracing::info!(
+            seq,
+            files = report.files,
+            bytes = report.bytes,
+            ?elapsed,
+            "flushed to Parquet"
+        );
         Ok(report)
     }
 
@@ -275,7 +305,9 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         {
             let guard = self.inner.tx.lock();
-            let sender = guard.as_ref().ok_or_else(|| Error::Unavailable("store is closed".into()))?;
+            let sender = guard
+                .as_ref()
+                .ok_or_else(|| Error::Unavailable("store is closed".into()))?;
             sender
                 .send(Op::Rotate(tx))
                 .map_err(|_| Error::Unavailable("WAL writer stopped".into()))?;
@@ -296,8 +328,14 @@ impl Store {
                 report.files += 1;
                 report.bytes += f.size;
                 state.files.push(Arc::new(f.clone()));
-                let label = TableLabel { table: f.table.clone() };
-                self.inner.telemetry.rows_persisted.get_or_create(&label).inc_by(f.rows);
+                let label = TableLabel {
+                    table: f.table.clone(),
+                };
+                self.inner
+                    .telemetry
+                    .rows_persisted
+                    .get_or_create(&label)
+                    .inc_by(f.rows);
                 self.inner.telemetry.parquet_bytes.inc_by(f.size);
             }
             state.mem.end_flush();
@@ -309,7 +347,12 @@ impl Store {
 
     /// Flushes when memory is over the size threshold or the interval has passed.
     pub async fn maybe_flush(&self) -> Result<()> {
-        let active: u64 = self.inner.tables.iter().map(|t| t.read().mem.active_bytes()).sum();
+        let active: u64 = self
+            .inner
+            .tables
+            .iter()
+            .map(|t| t.read().mem.active_bytes())
+            .sum();
         let due = {
             let state = self.inner.flush.lock().await;
             state.last_flush.elapsed() >= self.inner.config.flush_interval
@@ -326,7 +369,8 @@ impl Store {
         let mut dropped: Vec<Arc<ParquetFile>> = Vec::new();
         for t in &self.inner.tables {
             let mut t = t.write();
-            let (old, keep): (Vec<_>, Vec<_>) = t.files.drain(..).partition(|f| f.max_time < cutoff_ns);
+            let (old, keep): (Vec<_>, Vec<_>) =
+                t.files.drain(..).partition(|f| f.max_time < cutoff_ns);
             t.files = keep;
             dropped.extend(old);
         }
@@ -334,7 +378,8 @@ impl Store {
             return Ok(0);
         }
         let dir = self.inner.config.data_dir.clone();
-        let gone: std::collections::HashSet<String> = dropped.iter().map(|f| f.path.clone()).collect();
+        let gone: std::collections::HashSet<String> =
+            dropped.iter().map(|f| f.path.clone()).collect();
         for f in &dropped {
             let path = dir.join(&f.path);
             if let Err(e) = std::fs::remove_file(&path) {
@@ -358,7 +403,10 @@ impl Store {
                 persist::write_manifest(&dir, m)?;
             }
         }
-        tracing::info!(files = dropped.len(), "retention removed expired Parquet files");
+        tracing::info!(
+            files = dropped.len(),
+            "retention removed expired Parquet files"
+        );
         Ok(dropped.len())
     }
 
@@ -413,7 +461,11 @@ fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<Op>, inner: &Inner) {
                 Op::Write(w) => writes.push(w),
                 Op::Rotate(r) => rotates.push(r),
             }
-            next = if writes.len() < MAX_GROUP { rx.try_recv().ok() } else { None };
+            next = if writes.len() < MAX_GROUP {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
         if !writes.is_empty() {
             commit_group(&mut wal, writes, inner);
@@ -477,7 +529,11 @@ mod tests {
     use crate::otlp::traces;
 
     fn batch(n: u8) -> RecordBatch {
-        traces::convert(&traces::tests::request((1..=n).map(traces::tests::span).collect())).batch.unwrap()
+        traces::convert(&traces::tests::request(
+            (1..=n).map(traces::tests::span).collect(),
+        ))
+        .batch
+        .unwrap()
     }
 
     fn rows(store: &Store) -> (usize, u64) {
@@ -513,7 +569,10 @@ mod tests {
         config.max_buffered_bytes = 1;
         let store = Store::open(config, Arc::new(Telemetry::new())).unwrap();
         store.write(Table::Spans, batch(1)).await.unwrap();
-        assert!(matches!(store.write(Table::Spans, batch(1)).await, Err(Error::Overloaded { .. })));
+        assert!(matches!(
+            store.write(Table::Spans, batch(1)).await,
+            Err(Error::Overloaded { .. })
+        ));
         store.flush().await.unwrap();
         store.write(Table::Spans, batch(1)).await.unwrap();
         store.flush().await.unwrap();

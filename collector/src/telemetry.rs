@@ -76,16 +76,56 @@ impl Telemetry {
         };
         {
             let mut r = t.registry.lock();
-            r.register("scry_items_accepted", "Items (spans, log records, metric points) stored", t.items_accepted.clone());
-            r.register("scry_items_rejected", "Items rejected as invalid", t.items_rejected.clone());
-            r.register("scry_requests_throttled", "Export requests refused while overloaded", t.requests_throttled.clone());
-            r.register("scry_wal_bytes", "Bytes appended to the write-ahead log", t.wal_bytes.clone());
-            r.register("scry_wal_syncs", "WAL fsyncs (group commits)", t.wal_syncs.clone());
-            r.register("scry_wal_sync_seconds", "WAL fsync latency", t.wal_sync_seconds.clone());
-            r.register("scry_buffered_bytes", "Bytes of Arrow data held in memory", t.buffered_bytes.clone());
-            r.register("scry_flush_seconds", "Time to persist memory to Parquet", t.flush_seconds.clone());
-            r.register("scry_rows_persisted", "Rows written to Parquet", t.rows_persisted.clone());
-            r.register("scry_parquet_bytes", "Bytes written to Parquet files", t.parquet_bytes.clone());
+            r.register(
+                "scry_items_accepted",
+                "Items (spans, log records, metric points) stored",
+                t.items_accepted.clone(),
+            );
+            r.register(
+                "scry_items_rejected",
+                "Items rejected as invalid",
+                t.items_rejected.clone(),
+            );
+            r.register(
+                "scry_requests_throttled",
+                "Export requests refused while overloaded",
+                t.requests_throttled.clone(),
+            );
+            r.register(
+                "scry_wal_bytes",
+                "Bytes appended to the write-ahead log",
+                t.wal_bytes.clone(),
+            );
+            r.register(
+                "scry_wal_syncs",
+                "WAL fsyncs (group commits)",
+                t.wal_syncs.clone(),
+            );
+            r.register(
+                "scry_wal_sync_seconds",
+                "WAL fsync latency",
+                t.wal_sync_seconds.clone(),
+            );
+            r.register(
+                "scry_buffered_bytes",
+                "Bytes of Arrow data held in memory",
+                t.buffered_bytes.clone(),
+            );
+            r.register(
+                "scry_flush_seconds",
+                "Time to persist memory to Parquet",
+                t.flush_seconds.clone(),
+            );
+            r.register(
+                "scry_rows_persisted",
+                "Rows written to Parquet",
+                t.rows_persisted.clone(),
+            );
+            r.register(
+                "scry_parquet_bytes",
+                "Bytes written to Parquet files",
+                t.parquet_bytes.clone(),
+            );
         }
         t
     }
@@ -105,11 +145,19 @@ impl Telemetry {
 
     /// Counter of a signal's accepted items.
     pub fn accepted(&self, signal: &str) -> Counter {
-        self.items_accepted.get_or_create(&SignalLabel { signal: signal.to_string() }).clone()
+        self.items_accepted
+            .get_or_create(&SignalLabel {
+                signal: signal.to_string(),
+            })
+            .clone()
     }
 
     /// Counter of a signal's rejected items.
     pub fn rejected(&self, signal: &str) -> Counter {
-        self.items_rejected.get_or_create(&SignalLabel { signal: signal.to_string() }).clone()
+        self.items_rejected
+            .get_or_create(&SignalLabel {
+                signal: signal.to_string(),
+            })
+            .clone()
     }
 }

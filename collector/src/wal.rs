@@ -47,10 +47,14 @@ pub fn encode_frame(table: Table, batch: &RecordBatch) -> Result<Vec<u8>> {
 }
 
 fn decode_payload(payload: &[u8]) -> Result<Vec<WalEntry>, String> {
-    let table = Table::from_tag(payload[0]).ok_or_else(|| format!("unknown table tag {}", payload[0]))?;
+    let table =
+        Table::from_tag(payload[0]).ok_or_else(|| format!("unknown table tag {}", payload[0]))?;
     let reader = StreamReader::try_new(&payload[1..], None).map_err(|e| e.to_string())?;
     reader
-        .map(|b| b.map(|batch| WalEntry { table, batch }).map_err(|e| e.to_string()))
+        .map(|b| {
+            b.map(|batch| WalEntry { table, batch })
+                .map_err(|e| e.to_string())
+        })
         .collect()
 }
 
@@ -73,7 +77,10 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>> {
         let entry = entry.map_err(Error::io("list WAL dir", dir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if let Some(id) = name.strip_suffix(".wal").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(id) = name
+            .strip_suffix(".wal")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             ids.push(id);
         }
     }
@@ -91,7 +98,8 @@ impl Wal {
         for id in list_segments(dir)? {
             let path = segment_path(dir, id);
             if id <= skip_through {
-                std::fs::remove_file(&path).map_err(Error::io("remove persisted WAL segment", &path))?;
+                std::fs::remove_file(&path)
+                    .map_err(Error::io("remove persisted WAL segment", &path))?;
                 continue;
             }
             entries.extend(replay_segment(&path)?);
@@ -99,7 +107,15 @@ impl Wal {
         }
         let segment = last + 1;
         let (file, _) = create_segment(dir, segment)?;
-        Ok((Wal { dir: dir.to_path_buf(), file, segment, segment_bytes: 0 }, entries))
+        Ok((
+            Wal {
+                dir: dir.to_path_buf(),
+                file,
+                segment,
+                segment_bytes: 0,
+            },
+            entries,
+        ))
     }
 
     /// Appends already-framed bytes (one or more frames). Not durable until [`Wal::sync`].
@@ -108,7 +124,10 @@ impl Wal {
     pub fn append(&mut self, frames: &[u8]) -> Result<()> {
         if let Err(e) = self.file.write_all(frames) {
             let _ = self.file.set_len(self.segment_bytes);
-            return Err(Error::io("append to WAL", segment_path(&self.dir, self.segment))(e));
+            return Err(Error::io(
+                "append to WAL",
+                segment_path(&self.dir, self.segment),
+            )(e));
         }
         self.segment_bytes += frames.len() as u64;
         Ok(())
@@ -116,9 +135,10 @@ impl Wal {
 
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(Error::io("fsync WAL", segment_path(&self.dir, self.segment)))
+        self.file.sync_data().map_err(Error::io(
+            "fsync WAL",
+            segment_path(&self.dir, self.segment),
+        ))
     }
 
     /// Closes the current segment and starts the next; returns the id of the closed one.
@@ -216,9 +236,14 @@ fn next_frame(data: &[u8]) -> Result<(&[u8], usize), &'static str> {
 
 fn truncate(path: &Path, offset: usize, why: &str) -> Result<()> {
     tracing::warn!(path = %path.display(), offset, reason = why, "truncating torn WAL tail");
-    let file = OpenOptions::new().write(true).open(path).map_err(Error::io("open WAL segment", path))?;
-    file.set_len(offset as u64).map_err(Error::io("truncate WAL segment", path))?;
-    file.sync_all().map_err(Error::io("fsync WAL segment", path))
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(Error::io("open WAL segment", path))?;
+    file.set_len(offset as u64)
+        .map_err(Error::io("truncate WAL segment", path))?;
+    file.sync_all()
+        .map_err(Error::io("fsync WAL segment", path))
 }
 
 #[cfg(test)]
@@ -228,7 +253,9 @@ mod tests {
 
     fn batch(n: u8) -> RecordBatch {
         let spans = (1..=n).map(traces::tests::span).collect();
-        traces::convert(&traces::tests::request(spans)).batch.unwrap()
+        traces::convert(&traces::tests::request(spans))
+            .batch
+            .unwrap()
     }
 
     #[test]
@@ -236,8 +263,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, replayed) = Wal::open(dir.path(), 0).unwrap();
         assert!(replayed.is_empty());
-        wal.append(&encode_frame(Table::Spans, &batch(2)).unwrap()).unwrap();
-        wal.append(&encode_frame(Table::Spans, &batch(3)).unwrap()).unwrap();
+        wal.append(&encode_frame(Table::Spans, &batch(2)).unwrap())
+            .unwrap();
+        wal.append(&encode_frame(Table::Spans, &batch(3)).unwrap())
+            .unwrap();
         wal.sync().unwrap();
         drop(wal);
         let (_wal, replayed) = Wal::open(dir.path(), 0).unwrap();
@@ -279,9 +308,11 @@ mod tests {
     fn rotation_and_skip() {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, _) = Wal::open(dir.path(), 0).unwrap();
-        wal.append(&encode_frame(Table::Spans, &batch(1)).unwrap()).unwrap();
+        wal.append(&encode_frame(Table::Spans, &batch(1)).unwrap())
+            .unwrap();
         let closed = wal.rotate().unwrap();
-        wal.append(&encode_frame(Table::Spans, &batch(2)).unwrap()).unwrap();
+        wal.append(&encode_frame(Table::Spans, &batch(2)).unwrap())
+            .unwrap();
         wal.sync().unwrap();
         drop(wal);
         let (wal, replayed) = Wal::open(dir.path(), closed).unwrap();

@@ -49,20 +49,36 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {}", req.method(), req.uri().path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {
     if s.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "starting or shutting down").into_response()
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "starting or shutting down",
+        )
+        .into_response()
     }
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
     let body = s.telemetry.encode();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -70,9 +86,17 @@ struct QueryRequest {
     sql: String,
 }
 
-async fn query(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn query(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let req: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("expected JSON {{\"sql\": \"...\"}}: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("expected JSON {{\"sql\": \"...\"}}: {e}"),
+        )
     })?;
     let started = Instant::now();
     let out = s.query.query(&req.sql).await?;
@@ -89,13 +113,20 @@ async fn query(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Re
 }
 
 fn internal(what: &str) -> impl FnOnce(arrow::error::ArrowError) -> ApiError + '_ {
-    move |e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding_failed", format!("{what}: {e}"))
+    move |e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding_failed",
+            format!("{what}: {e}"),
+        )
+    }
 }
 
 /// Encodes batches as an Arrow IPC stream.
 pub fn to_arrow_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, ApiError> {
     let mut buf = Vec::new();
-    let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut buf, schema).map_err(internal("Arrow IPC"))?;
+    let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut buf, schema)
+        .map_err(internal("Arrow IPC"))?;
     for b in batches {
         w.write(b).map_err(internal("Arrow IPC"))?;
     }
@@ -128,7 +159,13 @@ fn to_json(out: &QueryOutput, elapsed_ms: f64) -> Result<Vec<u8>, ApiError> {
     if out.num_rows() == 0 && body.ends_with(b"\"rows\":") {
         body.extend_from_slice(b"[]");
     }
-    body.extend_from_slice(format!(",\"row_count\":{},\"elapsed_ms\":{elapsed_ms:.3}}}", out.num_rows()).as_bytes());
+    body.extend_from_slice(
+        format!(
+            ",\"row_count\":{},\"elapsed_ms\":{elapsed_ms:.3}}}",
+            out.num_rows()
+        )
+        .as_bytes(),
+    );
     Ok(body)
 }
 
@@ -138,7 +175,10 @@ async fn status(State(s): State<ApiState>) -> Response {
         .row_counts()
         .into_iter()
         .map(|(t, mem, files)| {
-            (t.name().to_string(), serde_json::json!({"rows_in_memory": mem, "rows_in_parquet": files}))
+            (
+                t.name().to_string(),
+                serde_json::json!({"rows_in_memory": mem, "rows_in_parquet": files}),
+            )
         })
         .collect();
     axum::Json(serde_json::json!({
@@ -150,10 +190,12 @@ async fn status(State(s): State<ApiState>) -> Response {
 }
 
 async fn flush(State(s): State<ApiState>) -> Result<Response, ApiError> {
-    let report = s
-        .store
-        .flush()
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "flush_failed", e.to_string()))?;
+    let report = s.store.flush().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "flush_failed",
+            e.to_string(),
+        )
+    })?;
     Ok(axum::Json(serde_json::json!({"flushed": report})).into_response())
 }

@@ -70,9 +70,10 @@ pub fn write_json(value: &Value, out: &mut String, depth: usize) {
             write_double(*d, &mut s);
             write_json_string(&s, out);
         }
-        Value::BoolValue(_) | Value::IntValue(_) | Value::DoubleValue(_) | Value::StringValueStrindex(_) => {
-            write_scalar_or_json(value, out, depth)
-        }
+        Value::BoolValue(_)
+        | Value::IntValue(_)
+        | Value::DoubleValue(_)
+        | Value::StringValueStrindex(_) => write_scalar_or_json(value, out, depth),
         Value::ArrayValue(arr) => {
             out.push('[');
             for (i, v) in arr.values.iter().enumerate() {
@@ -176,7 +177,9 @@ impl AttributesBuilder {
                 None => self.inner.values().append_null(),
             }
         }
-        self.inner.append(true).expect("keys and values appended in pairs");
+        self.inner
+            .append(true)
+            .expect("keys and values appended in pairs");
     }
 
     /// Appends one row's map from pre-flattened pairs.
@@ -185,7 +188,9 @@ impl AttributesBuilder {
             self.inner.keys().append_value(k);
             self.inner.values().append_option(v.as_deref());
         }
-        self.inner.append(true).expect("keys and values appended in pairs");
+        self.inner
+            .append(true)
+            .expect("keys and values appended in pairs");
     }
 
     /// Finishes the column.
@@ -200,15 +205,25 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
 
     fn s(v: &str) -> AnyValue {
-        AnyValue { value: Some(Value::StringValue(v.into())) }
+        AnyValue {
+            value: Some(Value::StringValue(v.into())),
+        }
     }
 
     #[test]
     fn scalars_flatten_to_text() {
-        let int = AnyValue { value: Some(Value::IntValue(-42)) };
-        let dbl = AnyValue { value: Some(Value::DoubleValue(1.5)) };
-        let b = AnyValue { value: Some(Value::BoolValue(true)) };
-        let bytes = AnyValue { value: Some(Value::BytesValue(vec![0xde, 0xad])) };
+        let int = AnyValue {
+            value: Some(Value::IntValue(-42)),
+        };
+        let dbl = AnyValue {
+            value: Some(Value::DoubleValue(1.5)),
+        };
+        let b = AnyValue {
+            value: Some(Value::BoolValue(true)),
+        };
+        let bytes = AnyValue {
+            value: Some(Value::BytesValue(vec![0xde, 0xad])),
+        };
         assert_eq!(value_to_text(&int).unwrap(), "-42");
         assert_eq!(value_to_text(&dbl).unwrap(), "1.5");
         assert_eq!(value_to_text(&b).unwrap(), "true");
@@ -220,12 +235,21 @@ mod tests {
     fn containers_become_json() {
         let arr = AnyValue {
             value: Some(Value::ArrayValue(ArrayValue {
-                values: vec![s("x"), AnyValue { value: Some(Value::IntValue(1)) }],
+                values: vec![
+                    s("x"),
+                    AnyValue {
+                        value: Some(Value::IntValue(1)),
+                    },
+                ],
             })),
         };
         let kv = AnyValue {
             value: Some(Value::KvlistValue(KeyValueList {
-                values: vec![KeyValue { key: "k".into(), value: Some(arr.clone()), ..Default::default() }],
+                values: vec![KeyValue {
+                    key: "k".into(),
+                    value: Some(arr.clone()),
+                    ..Default::default()
+                }],
             })),
         };
         assert_eq!(value_to_text(&arr).unwrap(), r#"["x",1]"#);
@@ -238,7 +262,9 @@ mod tests {
     fn deep_nesting_is_bounded() {
         let mut v = s("leaf");
         for _ in 0..500 {
-            v = AnyValue { value: Some(Value::ArrayValue(ArrayValue { values: vec![v] })) };
+            v = AnyValue {
+                value: Some(Value::ArrayValue(ArrayValue { values: vec![v] })),
+            };
         }
         let text = value_to_text(&v).unwrap();
         assert!(text.len() < 1000);
@@ -248,7 +274,11 @@ mod tests {
     #[test]
     fn service_name_defaults() {
         assert_eq!(service_name(&[]), "unknown_service");
-        let kv = KeyValue { key: "service.name".into(), value: Some(s("cart")), ..Default::default() };
+        let kv = KeyValue {
+            key: "service.name".into(),
+            value: Some(s("cart")),
+            ..Default::default()
+        };
         assert_eq!(service_name(&[kv]), "cart");
     }
 }

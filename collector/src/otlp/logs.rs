@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Builder, StringBuilder, TimestampNanosecondBuilder, UInt32Builder};
+use arrow::array::{
+    ArrayRef, Int32Builder, StringBuilder, TimestampNanosecondBuilder, UInt32Builder,
+};
 use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
@@ -24,7 +26,11 @@ pub fn convert(req: &ExportLogsServiceRequest) -> Converted {
     let mut rejections = Rejections::default();
     let now = now_nanos();
     for rl in &req.resource_logs {
-        let resource_attrs = rl.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let resource_attrs = rl
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or(&[]);
         let service = service_name(resource_attrs);
         let resource_flat = flatten(resource_attrs);
         for sl in &rl.scope_logs {
@@ -136,7 +142,8 @@ impl LogRows {
         self.scope_version.append_value(&scope.version);
         self.scope_attributes.append_flat(&scope.attributes);
         self.attributes.append_kvs(&r.attributes);
-        self.dropped_attributes.append_value(r.dropped_attributes_count);
+        self.dropped_attributes
+            .append_value(r.dropped_attributes_count);
         self.len += 1;
     }
 
@@ -178,7 +185,10 @@ mod tests {
                     attributes: vec![kv("service.name", "api")],
                     ..Default::default()
                 }),
-                scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         }
@@ -187,20 +197,31 @@ mod tests {
     #[test]
     fn records_and_structured_bodies() {
         let structured = AnyValue {
-            value: Some(Value::KvlistValue(KeyValueList { values: vec![kv("user", "bob")] })),
+            value: Some(Value::KvlistValue(KeyValueList {
+                values: vec![kv("user", "bob")],
+            })),
         };
         let records = vec![
             LogRecord {
                 time_unix_nano: 10,
                 severity_number: 17,
                 severity_text: "ERROR".into(),
-                body: Some(AnyValue { value: Some(Value::StringValue("failed".into())) }),
+                body: Some(AnyValue {
+                    value: Some(Value::StringValue("failed".into())),
+                }),
                 trace_id: vec![7; 16],
                 span_id: vec![8; 8],
                 ..Default::default()
             },
-            LogRecord { observed_time_unix_nano: 20, body: Some(structured), ..Default::default() },
-            LogRecord { trace_id: vec![1; 3], ..Default::default() },
+            LogRecord {
+                observed_time_unix_nano: 20,
+                body: Some(structured),
+                ..Default::default()
+            },
+            LogRecord {
+                trace_id: vec![1; 3],
+                ..Default::default()
+            },
         ];
         let out = convert(&request(records));
         assert_eq!(out.rejected, 1);
@@ -209,7 +230,10 @@ mod tests {
         let body = b.column_by_name("body").unwrap().as_string::<i32>();
         assert_eq!(body.value(0), "failed");
         assert_eq!(body.value(1), r#"{"user":"bob"}"#);
-        let time = b.column_by_name("time").unwrap().as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+        let time = b
+            .column_by_name("time")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::TimestampNanosecondType>();
         assert_eq!(time.value(1), 20);
         assert!(b.column_by_name("trace_id").unwrap().is_null(1));
     }

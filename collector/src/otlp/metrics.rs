@@ -27,13 +27,22 @@ pub fn convert(req: &ExportMetricsServiceRequest) -> Converted {
     let mut rows = MetricRows::default();
     let mut rejections = Rejections::default();
     for rm in &req.resource_metrics {
-        let resource_attrs = rm.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let resource_attrs = rm
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or(&[]);
         let service = service_name(resource_attrs);
         let resource_flat = flatten(resource_attrs);
         for sm in &rm.scope_metrics {
             let scope = ScopeInfo::from(sm.scope.as_ref());
             for metric in &sm.metrics {
-                let ctx = Context { service: &service, resource: &resource_flat, scope: &scope, metric };
+                let ctx = Context {
+                    service: &service,
+                    resource: &resource_flat,
+                    scope: &scope,
+                    metric,
+                };
                 rows.push_metric(&ctx, &mut rejections);
             }
         }
@@ -190,7 +199,9 @@ impl MetricRows {
             return;
         }
         match data {
-            Data::Gauge(g) => self.push_numbers(ctx, &g.data_points, "gauge", None, None, rejections),
+            Data::Gauge(g) => {
+                self.push_numbers(ctx, &g.data_points, "gauge", None, None, rejections)
+            }
             Data::Sum(s) => self.push_numbers(
                 ctx,
                 &s.data_points,
@@ -208,7 +219,12 @@ impl MetricRows {
             Data::ExponentialHistogram(h) => {
                 let t = temporality(h.aggregation_temporality);
                 for p in &h.data_points {
-                    let head = PointHead { attributes: &p.attributes, start: p.start_time_unix_nano, time: p.time_unix_nano, flags: p.flags };
+                    let head = PointHead {
+                        attributes: &p.attributes,
+                        start: p.start_time_unix_nano,
+                        time: p.time_unix_nano,
+                        flags: p.flags,
+                    };
                     let body = PointBody {
                         metric_type: "exponential_histogram",
                         temporality: t,
@@ -224,7 +240,12 @@ impl MetricRows {
             }
             Data::Summary(s) => {
                 for p in &s.data_points {
-                    let head = PointHead { attributes: &p.attributes, start: p.start_time_unix_nano, time: p.time_unix_nano, flags: p.flags };
+                    let head = PointHead {
+                        attributes: &p.attributes,
+                        start: p.start_time_unix_nano,
+                        time: p.time_unix_nano,
+                        flags: p.flags,
+                    };
                     let body = PointBody {
                         metric_type: "summary",
                         count: Some(p.count),
@@ -249,11 +270,27 @@ impl MetricRows {
     ) {
         for p in points {
             let Some(value) = number_value(p) else {
-                rejections.reject(|| format!("metric {:?}: {metric_type} data point has no value", ctx.metric.name));
+                rejections.reject(|| {
+                    format!(
+                        "metric {:?}: {metric_type} data point has no value",
+                        ctx.metric.name
+                    )
+                });
                 continue;
             };
-            let head = PointHead { attributes: &p.attributes, start: p.start_time_unix_nano, time: p.time_unix_nano, flags: p.flags };
-            let body = PointBody { metric_type, temporality, is_monotonic, value: Some(value), ..Default::default() };
+            let head = PointHead {
+                attributes: &p.attributes,
+                start: p.start_time_unix_nano,
+                time: p.time_unix_nano,
+                flags: p.flags,
+            };
+            let body = PointBody {
+                metric_type,
+                temporality,
+                is_monotonic,
+                value: Some(value),
+                ..Default::default()
+            };
             self.push_row(ctx, &head, &body);
         }
     }
@@ -277,7 +314,12 @@ impl MetricRows {
             });
             return;
         }
-        let head = PointHead { attributes: &p.attributes, start: p.start_time_unix_nano, time: p.time_unix_nano, flags: p.flags };
+        let head = PointHead {
+            attributes: &p.attributes,
+            start: p.start_time_unix_nano,
+            time: p.time_unix_nano,
+            flags: p.flags,
+        };
         let body = PointBody {
             metric_type: "histogram",
             temporality,
@@ -310,8 +352,16 @@ impl MetricRows {
         self.sum.append_option(body.sum);
         self.min.append_option(body.min);
         self.max.append_option(body.max);
-        append_list(&mut self.bucket_counts, body.buckets.map(|b| b.0), |b, v| b.append_value(v));
-        append_list(&mut self.explicit_bounds, body.buckets.map(|b| b.1), |b, v| b.append_value(v));
+        append_list(
+            &mut self.bucket_counts,
+            body.buckets.map(|b| b.0),
+            |b, v| b.append_value(v),
+        );
+        append_list(
+            &mut self.explicit_bounds,
+            body.buckets.map(|b| b.1),
+            |b, v| b.append_value(v),
+        );
         self.push_exp(body.exp);
         self.quantiles.push(body.summary);
         self.flags.append_value(head.flags);
@@ -328,10 +378,20 @@ impl MetricRows {
         self.exp_zero_count.append_option(exp.map(|e| e.zero_count));
         let pos = exp.map(|e| e.positive.clone().unwrap_or_default());
         let neg = exp.map(|e| e.negative.clone().unwrap_or_default());
-        self.exp_pos_offset.append_option(pos.as_ref().map(|b| b.offset));
-        self.exp_neg_offset.append_option(neg.as_ref().map(|b| b.offset));
-        append_list(&mut self.exp_pos_counts, pos.as_ref().map(|b| b.bucket_counts.as_slice()), |b, v| b.append_value(v));
-        append_list(&mut self.exp_neg_counts, neg.as_ref().map(|b| b.bucket_counts.as_slice()), |b, v| b.append_value(v));
+        self.exp_pos_offset
+            .append_option(pos.as_ref().map(|b| b.offset));
+        self.exp_neg_offset
+            .append_option(neg.as_ref().map(|b| b.offset));
+        append_list(
+            &mut self.exp_pos_counts,
+            pos.as_ref().map(|b| b.bucket_counts.as_slice()),
+            |b, v| b.append_value(v),
+        );
+        append_list(
+            &mut self.exp_neg_counts,
+            neg.as_ref().map(|b| b.bucket_counts.as_slice()),
+            |b, v| b.append_value(v),
+        );
     }
 
     fn finish(mut self) -> RecordBatch {
@@ -390,7 +450,12 @@ struct QuantilesBuilder {
 
 impl Default for QuantilesBuilder {
     fn default() -> Self {
-        Self { offsets: vec![0], valid: Vec::new(), quantile: Float64Builder::new(), value: Float64Builder::new() }
+        Self {
+            offsets: vec![0],
+            valid: Vec::new(),
+            quantile: Float64Builder::new(),
+            value: Float64Builder::new(),
+        }
     }
 }
 
@@ -408,11 +473,19 @@ impl QuantilesBuilder {
 
     fn finish(mut self) -> ArrayRef {
         let fields = quantile_fields();
-        let children: Vec<ArrayRef> = vec![Arc::new(self.quantile.finish()), Arc::new(self.value.finish())];
+        let children: Vec<ArrayRef> = vec![
+            Arc::new(self.quantile.finish()),
+            Arc::new(self.value.finish()),
+        ];
         let structs = StructArray::new(fields.clone(), children, None);
         let item = Arc::new(Field::new_list_field(DataType::Struct(fields), true));
         let nulls = NullBuffer::from(self.valid);
-        Arc::new(ListArray::new(item, OffsetBuffer::new(self.offsets.into()), Arc::new(structs), Some(nulls)))
+        Arc::new(ListArray::new(
+            item,
+            OffsetBuffer::new(self.offsets.into()),
+            Arc::new(structs),
+            Some(nulls),
+        ))
     }
 }
 
@@ -422,11 +495,16 @@ mod tests {
     use crate::otlp::traces::tests::kv;
     use arrow::array::{Array, AsArray};
     use opentelemetry_proto::tonic::metrics::v1::{
-        Gauge, Histogram, ResourceMetrics, ScopeMetrics, Sum, Summary, summary_data_point::ValueAtQuantile,
+        Gauge, Histogram, ResourceMetrics, ScopeMetrics, Sum, Summary,
+        summary_data_point::ValueAtQuantile,
     };
 
     fn metric(name: &str, data: Data) -> Metric {
-        Metric { name: name.into(), data: Some(data), ..Default::default() }
+        Metric {
+            name: name.into(),
+            data: Some(data),
+            ..Default::default()
+        }
     }
 
     fn number(v: f64) -> NumberDataPoint {
@@ -441,17 +519,36 @@ mod tests {
     #[test]
     fn every_metric_type_becomes_rows() {
         let metrics = vec![
-            metric("g", Data::Gauge(Gauge { data_points: vec![number(1.5), NumberDataPoint::default()] })),
+            metric(
+                "g",
+                Data::Gauge(Gauge {
+                    data_points: vec![number(1.5), NumberDataPoint::default()],
+                }),
+            ),
             metric(
                 "s",
-                Data::Sum(Sum { data_points: vec![number(3.0)], aggregation_temporality: 2, is_monotonic: true }),
+                Data::Sum(Sum {
+                    data_points: vec![number(3.0)],
+                    aggregation_temporality: 2,
+                    is_monotonic: true,
+                }),
             ),
             metric(
                 "h",
                 Data::Histogram(Histogram {
                     data_points: vec![
-                        HistogramDataPoint { count: 3, bucket_counts: vec![1, 2], explicit_bounds: vec![10.0], sum: Some(12.0), ..Default::default() },
-                        HistogramDataPoint { bucket_counts: vec![1, 2, 3], explicit_bounds: vec![10.0], ..Default::default() },
+                        HistogramDataPoint {
+                            count: 3,
+                            bucket_counts: vec![1, 2],
+                            explicit_bounds: vec![10.0],
+                            sum: Some(12.0),
+                            ..Default::default()
+                        },
+                        HistogramDataPoint {
+                            bucket_counts: vec![1, 2, 3],
+                            explicit_bounds: vec![10.0],
+                            ..Default::default()
+                        },
                     ],
                     aggregation_temporality: 1,
                 }),
@@ -462,16 +559,27 @@ mod tests {
                     data_points: vec![SummaryDataPoint {
                         count: 2,
                         sum: 4.0,
-                        quantile_values: vec![ValueAtQuantile { quantile: 0.5, value: 2.0 }],
+                        quantile_values: vec![ValueAtQuantile {
+                            quantile: 0.5,
+                            value: 2.0,
+                        }],
                         ..Default::default()
                     }],
                 }),
             ),
-            metric("", Data::Gauge(Gauge { data_points: vec![number(1.0)] })),
+            metric(
+                "",
+                Data::Gauge(Gauge {
+                    data_points: vec![number(1.0)],
+                }),
+            ),
         ];
         let req = ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics { metrics, ..Default::default() }],
+                scope_metrics: vec![ScopeMetrics {
+                    metrics,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         };
@@ -481,7 +589,10 @@ mod tests {
         assert_eq!(b.num_rows(), 4);
         let types = b.column_by_name("metric_type").unwrap().as_string::<i32>();
         assert_eq!(types.value(2), "histogram");
-        let bounds = b.column_by_name("explicit_bounds").unwrap().as_list::<i32>();
+        let bounds = b
+            .column_by_name("explicit_bounds")
+            .unwrap()
+            .as_list::<i32>();
         assert!(bounds.is_null(0));
         assert_eq!(bounds.value(2).len(), 1);
         let q = b.column_by_name("quantiles").unwrap().as_list::<i32>();

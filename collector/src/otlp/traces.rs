@@ -27,7 +27,11 @@ pub fn convert(req: &ExportTraceServiceRequest) -> Converted {
     let mut rows = SpanRows::with_capacity(capacity);
     let mut rejections = Rejections::default();
     for rs in &req.resource_spans {
-        let resource_attrs = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let resource_attrs = rs
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or(&[]);
         let service = service_name(resource_attrs);
         let resource_flat = flatten(resource_attrs);
         for ss in &rs.scope_spans {
@@ -47,7 +51,11 @@ pub fn convert(req: &ExportTraceServiceRequest) -> Converted {
 fn validate(span: &Span) -> Result<(), String> {
     let id_hex = || hex::encode(&span.span_id);
     if let Some(why) = check_id(&span.trace_id, 16, false) {
-        return Err(format!("span {:?} ({}): trace_id {why}", span.name, id_hex()));
+        return Err(format!(
+            "span {:?} ({}): trace_id {why}",
+            span.name,
+            id_hex()
+        ));
     }
     if let Some(why) = check_id(&span.span_id, 8, false) {
         return Err(format!("span {:?}: span_id {why}", span.name));
@@ -78,7 +86,11 @@ impl From<Option<&opentelemetry_proto::tonic::common::v1::InstrumentationScope>>
                 version: s.version.clone(),
                 attributes: flatten(&s.attributes),
             },
-            None => ScopeInfo { name: String::new(), version: String::new(), attributes: Vec::new() },
+            None => ScopeInfo {
+                name: String::new(),
+                version: String::new(),
+                attributes: Vec::new(),
+            },
         }
     }
 }
@@ -175,15 +187,18 @@ impl SpanRows {
         if span.parent_span_id.is_empty() {
             self.parent_span_id.append_null();
         } else {
-            self.parent_span_id.append_value(hex_id(&span.parent_span_id, &mut buf));
+            self.parent_span_id
+                .append_value(hex_id(&span.parent_span_id, &mut buf));
         }
         self.trace_state.append_value(&span.trace_state);
         self.flags.append_value(span.flags);
         self.name.append_value(&span.name);
         self.kind.append_value(kind_name(span.kind));
         let status = span.status.as_ref();
-        self.status_code.append_value(status_name(status.map_or(0, |s| s.code)));
-        self.status_message.append_value(status.map_or("", |s| s.message.as_str()));
+        self.status_code
+            .append_value(status_name(status.map_or(0, |s| s.code)));
+        self.status_message
+            .append_value(status.map_or("", |s| s.message.as_str()));
         self.resource_attributes.append_flat(resource);
         self.scope_name.append_value(&scope.name);
         self.scope_version.append_value(&scope.version);
@@ -191,7 +206,8 @@ impl SpanRows {
         self.attributes.append_kvs(&span.attributes);
         self.events.push(&span.events);
         self.links.push(&span.links);
-        self.dropped_attributes.append_value(span.dropped_attributes_count);
+        self.dropped_attributes
+            .append_value(span.dropped_attributes_count);
         self.dropped_events.append_value(span.dropped_events_count);
         self.dropped_links.append_value(span.dropped_links_count);
         self.len += 1;
@@ -235,7 +251,12 @@ pub(crate) fn list_of_structs(
 ) -> ArrayRef {
     let structs = StructArray::new(fields.clone(), children, None);
     let item = Arc::new(Field::new_list_field(DataType::Struct(fields), true));
-    Arc::new(ListArray::new(item, OffsetBuffer::new(offsets.into()), Arc::new(structs), None))
+    Arc::new(ListArray::new(
+        item,
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(structs),
+        None,
+    ))
 }
 
 /// Builder of the `events` column.
@@ -332,7 +353,13 @@ pub(crate) mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};
 
     pub(crate) fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }), ..Default::default() }
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
     }
 
     pub(crate) fn span(i: u8) -> Span {
@@ -344,8 +371,15 @@ pub(crate) mod tests {
             start_time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
             end_time_unix_nano: 1_700_000_000_000_500_000 + i as u64,
             attributes: vec![kv("http.route", "/cart")],
-            status: Some(Status { code: 2, message: "boom".into() }),
-            events: vec![Event { name: "ev".into(), time_unix_nano: 5, ..Default::default() }],
+            status: Some(Status {
+                code: 2,
+                message: "boom".into(),
+            }),
+            events: vec![Event {
+                name: "ev".into(),
+                time_unix_nano: 5,
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -353,8 +387,14 @@ pub(crate) mod tests {
     pub(crate) fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
-                resource: Some(Resource { attributes: vec![kv("service.name", "cart")], ..Default::default() }),
-                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "cart")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         }
@@ -366,14 +406,35 @@ pub(crate) mod tests {
         assert_eq!(out.rejected, 0);
         let b = out.batch.unwrap();
         assert_eq!(b.num_rows(), 2);
-        let dur = b.column_by_name("duration_ns").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+        let dur = b
+            .column_by_name("duration_ns")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(dur.value(0), 500_000);
         let tid = b.column_by_name("trace_id").unwrap().as_string::<i32>();
         assert_eq!(tid.value(0), "01".repeat(16));
         assert!(b.column_by_name("parent_span_id").unwrap().is_null(0));
-        assert_eq!(b.column_by_name("kind").unwrap().as_string::<i32>().value(0), "SERVER");
-        assert_eq!(b.column_by_name("status_code").unwrap().as_string::<i32>().value(0), "ERROR");
-        assert_eq!(b.column_by_name("service_name").unwrap().as_string::<i32>().value(1), "cart");
+        assert_eq!(
+            b.column_by_name("kind")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "SERVER"
+        );
+        assert_eq!(
+            b.column_by_name("status_code")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "ERROR"
+        );
+        assert_eq!(
+            b.column_by_name("service_name")
+                .unwrap()
+                .as_string::<i32>()
+                .value(1),
+            "cart"
+        );
         let events = b.column_by_name("events").unwrap().as_list::<i32>();
         assert_eq!(events.value(0).len(), 1);
     }
@@ -387,7 +448,11 @@ pub(crate) mod tests {
         let out = convert(&request(vec![span(1), bad, zero]));
         assert_eq!(out.rejected, 2);
         assert_eq!(out.accepted(), 1);
-        assert!(out.error_message.contains("trace_id has 15 bytes"), "{}", out.error_message);
+        assert!(
+            out.error_message.contains("trace_id has 15 bytes"),
+            "{}",
+            out.error_message
+        );
     }
 
     #[test]

@@ -1,28 +1,32 @@
 //! OTLP/gRPC receiver: TraceService, LogsService and MetricsService `Export`, gzip accepted.
 
-use std::net::SocketAddr;
 use std::future::Future;
+use std::net::SocketAddr;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::ReceiverLimits;
 use crate::error::Error;
-use crate::ingest::{ExportOutcome, Ingest};
+use crate::ingest::Ingest;
 
 /// The gRPC services, sharing one [`Ingest`].
 #[derive(Clone)]
@@ -38,22 +42,16 @@ pub fn status_of(err: &Error) -> Status {
     }
 }
 
-fn partial<T>(o: &ExportOutcome, make: impl FnOnce(i64, String) -> T) -> Option<T> {
-    (o.rejected > 0).then(|| make(o.rejected, o.error_message.clone()))
-}
-
 #[tonic::async_trait]
 impl TraceService for OtlpGrpc {
     async fn export(
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let o = self.ingest.traces(request.get_ref()).await.map_err(|e| status_of(&e))?;
-        let partial_success = partial(&o, |rejected_spans, error_message| ExportTracePartialSuccess {
-            rejected_spans,
-            error_message,
-        });
-        Ok(Response::new(ExportTraceServiceResponse { partial_success }))
+        let outcome = self.ingest.traces(request.get_ref()).await;
+        Ok(Response::new(super::trace_response(
+            outcome.map_err(|e| status_of(&e))?,
+        )))
     }
 }
 
@@ -63,12 +61,10 @@ impl LogsService for OtlpGrpc {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let o = self.ingest.logs(request.get_ref()).await.map_err(|e| status_of(&e))?;
-        let partial_success = partial(&o, |rejected_log_records, error_message| ExportLogsPartialSuccess {
-            rejected_log_records,
-            error_message,
-        });
-        Ok(Response::new(ExportLogsServiceResponse { partial_success }))
+        let outcome = self.ingest.logs(request.get_ref()).await;
+        Ok(Response::new(super::logs_response(
+            outcome.map_err(|e| status_of(&e))?,
+        )))
     }
 }
 
@@ -78,12 +74,10 @@ impl MetricsService for OtlpGrpc {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let o = self.ingest.metrics(request.get_ref()).await.map_err(|e| status_of(&e))?;
-        let partial_success = partial(&o, |rejected_data_points, error_message| ExportMetricsPartialSuccess {
-            rejected_data_points,
-            error_message,
-        });
-        Ok(Response::new(ExportMetricsServiceResponse { partial_success }))
+        let outcome = self.ingest.metrics(request.get_ref()).await;
+        Ok(Response::new(super::metrics_response(
+            outcome.map_err(|e| status_of(&e))?,
+        )))
     }
 }
 
@@ -92,7 +86,11 @@ impl MetricsService for OtlpGrpc {
 /// gzip bodies) and undecodable protobuf gets INTERNAL (INVALID_ARGUMENT expected: the client must not
 /// retry it). Both are trailers-only responses, so the status is in the headers.
 fn otlp_status_codes<B>(mut resp: http::Response<B>) -> http::Response<B> {
-    let status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let status = resp
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let message = resp
         .headers()
         .get("grpc-message")
@@ -105,7 +103,8 @@ fn otlp_status_codes<B>(mut resp: http::Response<B>) -> http::Response<B> {
         _ => None,
     };
     if let Some(code) = code {
-        resp.headers_mut().insert("grpc-status", http::HeaderValue::from_static(code));
+        resp.headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static(code));
     }
     resp
 }

@@ -11,13 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::StreamExt;
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 use serde::Serialize;
@@ -69,7 +69,11 @@ struct HttpError {
 
 impl HttpError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     fn grpc_code(&self) -> i32 {
@@ -84,8 +88,17 @@ impl HttpError {
     fn into_response(self, encoding: Encoding) -> Response {
         let mut resp = match encoding {
             Encoding::Protobuf => {
-                let body = RpcStatus { code: self.grpc_code(), message: self.message }.encode_to_vec();
-                (self.status, [(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
+                let body = RpcStatus {
+                    code: self.grpc_code(),
+                    message: self.message,
+                }
+                .encode_to_vec();
+                (
+                    self.status,
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    body,
+                )
+                    .into_response()
             }
             Encoding::Json => {
                 let body = serde_json::json!({
@@ -96,8 +109,12 @@ impl HttpError {
                 (self.status, axum::Json(body)).into_response()
             }
         };
-        if matches!(self.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }
@@ -106,10 +123,16 @@ impl HttpError {
 impl From<Error> for HttpError {
     fn from(e: Error) -> Self {
         match e {
-            Error::Overloaded { .. } | Error::Unavailable(_) => {
-                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
-            }
-            other => HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+            Error::Overloaded { .. } | Error::Unavailable(_) => HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+            other => HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
         }
     }
 }
@@ -138,11 +161,7 @@ impl Signal for Traces {
         ingest.traces(req).await
     }
     fn response(o: ExportOutcome) -> Self::Response {
-        let partial_success = (o.rejected > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: o.rejected,
-            error_message: o.error_message,
-        });
-        ExportTraceServiceResponse { partial_success }
+        super::trace_response(o)
     }
 }
 
@@ -154,11 +173,7 @@ impl Signal for Logs {
         ingest.logs(req).await
     }
     fn response(o: ExportOutcome) -> Self::Response {
-        let partial_success = (o.rejected > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: o.rejected,
-            error_message: o.error_message,
-        });
-        ExportLogsServiceResponse { partial_success }
+        super::logs_response(o)
     }
 }
 
@@ -170,15 +185,15 @@ impl Signal for Metrics {
         ingest.metrics(req).await
     }
     fn response(o: ExportOutcome) -> Self::Response {
-        let partial_success = (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
-            rejected_data_points: o.rejected,
-            error_message: o.error_message,
-        });
-        ExportMetricsServiceResponse { partial_success }
+        super::metrics_response(o)
     }
 }
 
-async fn export<S: Signal>(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+async fn export<S: Signal>(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let encoding = match content_encoding(&headers) {
         Ok(e) => e,
         Err(e) => return e.into_response(Encoding::Json),
@@ -203,32 +218,52 @@ async fn handle<S: Signal>(
     let bytes = decompress(headers, raw, limit)?;
     let request: S::Request = match encoding {
         Encoding::Protobuf => S::Request::decode(bytes.as_slice()).map_err(|e| {
-            HttpError::new(StatusCode::BAD_REQUEST, "invalid_protobuf", format!("malformed {} protobuf: {e}", S::NAME))
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_protobuf",
+                format!("malformed {} protobuf: {e}", S::NAME),
+            )
         })?,
         Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| {
-            HttpError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed OTLP/JSON {}: {e}", S::NAME))
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("malformed OTLP/JSON {}: {e}", S::NAME),
+            )
         })?,
     };
     let outcome = S::ingest(&state.ingest, &request).await?;
     let response = S::response(outcome);
     Ok(match encoding {
-        Encoding::Protobuf => {
-            ([(header::CONTENT_TYPE, "application/x-protobuf")], response.encode_to_vec()).into_response()
-        }
+        Encoding::Protobuf => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            response.encode_to_vec(),
+        )
+            .into_response(),
         Encoding::Json => axum::Json(response).into_response(),
     })
 }
 
 fn content_encoding(headers: &HeaderMap) -> Result<Encoding, HttpError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" => Ok(Encoding::Json),
         _ => Err(HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("content type {ct:?} is not supported; use application/x-protobuf or application/json"),
+            format!(
+                "content type {ct:?} is not supported; use application/x-protobuf or application/json"
+            ),
         )),
     }
 }
@@ -246,7 +281,11 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, HttpError> {
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            HttpError::new(StatusCode::BAD_REQUEST, "body_read_failed", format!("could not read request body: {e}"))
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "body_read_failed",
+                format!("could not read request body: {e}"),
+            )
         })?;
         if out.len() + chunk.len() > limit {
             return Err(too_large(limit));
@@ -258,14 +297,22 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, HttpError> {
 
 /// Gunzips when asked to, counting output so a small compressed bomb cannot exceed the limit.
 fn decompress(headers: &HeaderMap, raw: Vec<u8>, limit: usize) -> Result<Vec<u8>, HttpError> {
-    let enc = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    let enc = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
     match enc.trim().to_ascii_lowercase().as_str() {
         "" | "identity" => Ok(raw),
         "gzip" | "x-gzip" => {
             let mut out = Vec::with_capacity(raw.len() * 4);
-            let mut decoder = flate2::read::MultiGzDecoder::new(raw.as_slice()).take(limit as u64 + 1);
+            let mut decoder =
+                flate2::read::MultiGzDecoder::new(raw.as_slice()).take(limit as u64 + 1);
             decoder.read_to_end(&mut out).map_err(|e| {
-                HttpError::new(StatusCode::BAD_REQUEST, "invalid_gzip", format!("could not gunzip request body: {e}"))
+                HttpError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_gzip",
+                    format!("could not gunzip request body: {e}"),
+                )
             })?;
             if out.len() > limit {
                 return Err(too_large(limit));
@@ -301,10 +348,16 @@ mod tests {
     #[test]
     fn content_types() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         assert_eq!(content_encoding(&h).unwrap(), Encoding::Json);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        assert_eq!(content_encoding(&h).unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            content_encoding(&h).unwrap_err().status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
     }
 
     #[test]
@@ -316,7 +369,10 @@ mod tests {
         let req: ExportTraceServiceRequest = serde_json::from_str(body).unwrap();
         let span = &req.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(span.trace_id.len(), 16);
-        assert_eq!(span.end_time_unix_nano - span.start_time_unix_nano, 1_000_000_000);
+        assert_eq!(
+            span.end_time_unix_nano - span.start_time_unix_nano,
+            1_000_000_000
+        );
         let out = crate::otlp::traces::convert(&req);
         assert_eq!(out.accepted(), 1);
     }
