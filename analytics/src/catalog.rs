@@ -25,6 +25,8 @@ use scry_collector::persist::ParquetFile;
 use scry_collector::schema::TIME_COLUMN;
 use scry_collector::{Store, Table};
 
+use crate::cancel::{CancelFlag, CancellableExec};
+
 /// One stored table as DataFusion sees it.
 #[derive(Clone)]
 pub struct ScryTable {
@@ -207,7 +209,11 @@ impl TableProvider for ScryTable {
                     .build();
             plans.push(DataSourceExec::from_data_source(config));
         }
-        UnionExec::try_new(plans)
+        let plan = UnionExec::try_new(plans)?;
+        Ok(match state.config().get_extension::<CancelFlag>() {
+            Some(flag) => Arc::new(CancellableExec::new(plan, flag)),
+            None => plan,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! scry's analytics: the DataFusion catalog over stored telemetry and the SQL query service.
 //! Detectors, log template mining, the service graph, incidents and RCA will live here too.
 
+pub mod cancel;
 pub mod catalog;
 pub mod error;
 pub mod query;

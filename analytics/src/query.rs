@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use scry_collector::telemetry::latency_histogram;
 use scry_collector::{Store, Table, Telemetry};
 
+use crate::cancel::CancelFlag;
 use crate::catalog::ScryTable;
 use crate::error::QueryError;
 
@@ -70,7 +71,8 @@ struct OutcomeLabel {
 pub struct QueryService {
     ctx: SessionContext,
     config: QueryConfig,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
     latency: Histogram,
     queries: Family<OutcomeLabel, Counter>,
 }
@@ -109,7 +111,7 @@ impl QueryService {
         Ok(Self {
             ctx,
             config,
-            runtime,
+            runtime: Some(runtime),
             latency,
             queries,
         })
@@ -139,17 +141,23 @@ impl QueryService {
 
     async fn run(&self, sql: &str) -> Result<QueryOutput, QueryError> {
         check_read_only(sql)?;
-        let ctx = self.ctx.clone();
+        let flag = Arc::new(CancelFlag::default());
+        let mut state = self.ctx.state();
+        state.config_mut().set_extension(Arc::clone(&flag));
+        let ctx = SessionContext::new_with_state(state);
         let sql = sql.to_string();
         let max_rows = self.config.max_result_rows;
-        let task = self
+        let runtime = self
             .runtime
-            .spawn(async move { execute(&ctx, &sql, max_rows).await });
+            .as_ref()
+            .expect("runtime lives as long as the service");
+        let task = runtime.spawn(async move { execute(&ctx, &sql, max_rows).await });
         let abort = task.abort_handle();
         match tokio::time::timeout(self.config.timeout, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(QueryError::Execution(format!("query task failed: {join}"))),
             Err(_) => {
+                flag.cancel();
                 abort.abort();
                 Err(QueryError::Timeout(self.config.timeout))
             }
@@ -159,14 +167,10 @@ impl QueryService {
 
 impl Drop for QueryService {
     fn drop(&mut self) {
-        // The runtime cannot be dropped inside another runtime's context; let it go in the background.
-        let rt = std::mem::replace(
-            &mut self.runtime,
-            tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("empty runtime"),
-        );
-        rt.shutdown_background();
+        // A runtime may not be dropped inside another runtime's context; let it wind down apart.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

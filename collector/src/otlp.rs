@@ -4,6 +4,7 @@
 pub mod attributes;
 pub mod logs;
 pub mod metrics;
+mod origin;
 pub mod traces;
 
 use arrow::record_batch::RecordBatch;

@@ -188,6 +188,10 @@ class Scry:
             raise DaemonError(f"scry did not exit within {timeout}s of signal {sig}.\n{self.log_excerpt()}")
         if code != 0:
             raise DaemonError(f"scry exited with code {code} after signal {sig}, expected 0.\n{self.log_excerpt()}")
+        if self._log_file:
+            self._log_file.flush()
+        if self.log_path and b"panicked at" in self.log_path.read_bytes():
+            raise DaemonError(f"scry panicked (exit code was still 0).\n{self.log_excerpt()}")
 
     def restart(self, timeout: float = START_TIMEOUT):
         """Start again on the same data dir and ports (stopping gracefully first if running)."""

@@ -9,8 +9,8 @@ use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
-use super::attributes::{AttributesBuilder, FlatAttributes, body_to_text, flatten, service_name};
-use super::traces::ScopeInfo;
+use super::attributes::{AttributesBuilder, body_to_text};
+use super::origin::{Origin, OriginColumns, for_each_item};
 use super::{Converted, Rejections, check_id, hex_id, nanos, now_nanos};
 use crate::schema::Table;
 
@@ -25,24 +25,15 @@ pub fn convert(req: &ExportLogsServiceRequest) -> Converted {
     let mut rows = LogRows::with_capacity(capacity);
     let mut rejections = Rejections::default();
     let now = now_nanos();
-    for rl in &req.resource_logs {
-        let resource_attrs = rl
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or(&[]);
-        let service = service_name(resource_attrs);
-        let resource_flat = flatten(resource_attrs);
-        for sl in &rl.scope_logs {
-            let scope = ScopeInfo::from(sl.scope.as_ref());
-            for record in &sl.log_records {
-                match validate(record) {
-                    Ok(()) => rows.push(record, now, &service, &resource_flat, &scope),
-                    Err(reason) => rejections.reject(|| reason),
-                }
-            }
-        }
-    }
+    for_each_item(
+        &req.resource_logs,
+        |r| (r.resource.as_ref(), &r.scope_logs),
+        |s| (s.scope.as_ref(), &s.log_records),
+        |origin, record| match validate(record) {
+            Ok(()) => rows.push(record, now, origin),
+            Err(reason) => rejections.reject(|| reason),
+        },
+    );
     let batch = (rows.len > 0).then(|| rows.finish());
     rejections.finish(batch)
 }
@@ -61,7 +52,7 @@ struct LogRows {
     len: usize,
     time: TimestampNanosecondBuilder,
     observed_time: TimestampNanosecondBuilder,
-    service: StringBuilder,
+    origin: OriginColumns,
     severity_number: Int32Builder,
     severity_text: StringBuilder,
     body: StringBuilder,
@@ -69,10 +60,6 @@ struct LogRows {
     span_id: StringBuilder,
     flags: UInt32Builder,
     event_name: StringBuilder,
-    resource_attributes: AttributesBuilder,
-    scope_name: StringBuilder,
-    scope_version: StringBuilder,
-    scope_attributes: AttributesBuilder,
     attributes: AttributesBuilder,
     dropped_attributes: UInt32Builder,
 }
@@ -85,7 +72,7 @@ impl LogRows {
             len: 0,
             time: ts(),
             observed_time: ts(),
-            service: s(),
+            origin: OriginColumns::with_capacity(n),
             severity_number: Int32Builder::with_capacity(n),
             severity_text: s(),
             body: StringBuilder::with_capacity(n, n * 64),
@@ -93,23 +80,12 @@ impl LogRows {
             span_id: s(),
             flags: UInt32Builder::with_capacity(n),
             event_name: s(),
-            resource_attributes: AttributesBuilder::new(),
-            scope_name: s(),
-            scope_version: s(),
-            scope_attributes: AttributesBuilder::new(),
             attributes: AttributesBuilder::new(),
             dropped_attributes: UInt32Builder::with_capacity(n),
         }
     }
 
-    fn push(
-        &mut self,
-        r: &LogRecord,
-        now: i64,
-        service: &str,
-        resource: &FlatAttributes,
-        scope: &ScopeInfo,
-    ) {
+    fn push(&mut self, r: &LogRecord, now: i64, origin: &Origin) {
         let mut buf = [0u8; 32];
         let time = match (r.time_unix_nano, r.observed_time_unix_nano) {
             (0, 0) => now,
@@ -121,7 +97,7 @@ impl LogRows {
             0 => self.observed_time.append_null(),
             t => self.observed_time.append_value(nanos(t)),
         }
-        self.service.append_value(service);
+        self.origin.push(origin);
         self.severity_number.append_value(r.severity_number);
         self.severity_text.append_value(&r.severity_text);
         self.body.append_option(body_to_text(r.body.as_ref()));
@@ -137,10 +113,6 @@ impl LogRows {
         }
         self.flags.append_value(r.flags);
         self.event_name.append_value(&r.event_name);
-        self.resource_attributes.append_flat(resource);
-        self.scope_name.append_value(&scope.name);
-        self.scope_version.append_value(&scope.version);
-        self.scope_attributes.append_flat(&scope.attributes);
         self.attributes.append_kvs(&r.attributes);
         self.dropped_attributes
             .append_value(r.dropped_attributes_count);
@@ -148,10 +120,11 @@ impl LogRows {
     }
 
     fn finish(mut self) -> RecordBatch {
+        let o = self.origin.finish();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.observed_time.finish()),
-            Arc::new(self.service.finish()),
+            o.service,
             Arc::new(self.severity_number.finish()),
             Arc::new(self.severity_text.finish()),
             Arc::new(self.body.finish()),
@@ -159,10 +132,10 @@ impl LogRows {
             Arc::new(self.span_id.finish()),
             Arc::new(self.flags.finish()),
             Arc::new(self.event_name.finish()),
-            self.resource_attributes.finish(),
-            Arc::new(self.scope_name.finish()),
-            Arc::new(self.scope_version.finish()),
-            self.scope_attributes.finish(),
+            o.resource_attributes,
+            o.scope_name,
+            o.scope_version,
+            o.scope_attributes,
             self.attributes.finish(),
             Arc::new(self.dropped_attributes.finish()),
         ];

@@ -16,8 +16,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point,
 };
 
-use super::attributes::{AttributesBuilder, FlatAttributes, flatten, service_name};
-use super::traces::ScopeInfo;
+use super::attributes::AttributesBuilder;
+use super::origin::{Origin, OriginColumns, for_each_item};
 use super::{Converted, Rejections, nanos};
 use crate::schema::{Table, quantile_fields};
 
@@ -26,36 +26,19 @@ use crate::schema::{Table, quantile_fields};
 pub fn convert(req: &ExportMetricsServiceRequest) -> Converted {
     let mut rows = MetricRows::default();
     let mut rejections = Rejections::default();
-    for rm in &req.resource_metrics {
-        let resource_attrs = rm
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or(&[]);
-        let service = service_name(resource_attrs);
-        let resource_flat = flatten(resource_attrs);
-        for sm in &rm.scope_metrics {
-            let scope = ScopeInfo::from(sm.scope.as_ref());
-            for metric in &sm.metrics {
-                let ctx = Context {
-                    service: &service,
-                    resource: &resource_flat,
-                    scope: &scope,
-                    metric,
-                };
-                rows.push_metric(&ctx, &mut rejections);
-            }
-        }
-    }
+    for_each_item(
+        &req.resource_metrics,
+        |r| (r.resource.as_ref(), &r.scope_metrics),
+        |s| (s.scope.as_ref(), &s.metrics),
+        |origin, metric| rows.push_metric(&Context { origin, metric }, &mut rejections),
+    );
     let batch = (rows.len > 0).then(|| rows.finish());
     rejections.finish(batch)
 }
 
 /// What every row of one metric shares.
 struct Context<'a> {
-    service: &'a str,
-    resource: &'a FlatAttributes,
-    scope: &'a ScopeInfo,
+    origin: &'a Origin<'a>,
     metric: &'a Metric,
 }
 
@@ -102,7 +85,7 @@ struct MetricRows {
     len: usize,
     time: TimestampNanosecondBuilder,
     start_time: TimestampNanosecondBuilder,
-    service: StringBuilder,
+    origin: OriginColumns,
     name: StringBuilder,
     description: StringBuilder,
     unit: StringBuilder,
@@ -124,10 +107,6 @@ struct MetricRows {
     exp_neg_counts: ListBuilder<UInt64Builder>,
     quantiles: QuantilesBuilder,
     flags: UInt32Builder,
-    resource_attributes: AttributesBuilder,
-    scope_name: StringBuilder,
-    scope_version: StringBuilder,
-    scope_attributes: AttributesBuilder,
     attributes: AttributesBuilder,
 }
 
@@ -138,7 +117,7 @@ impl Default for MetricRows {
             len: 0,
             time: ts(),
             start_time: ts(),
-            service: StringBuilder::new(),
+            origin: OriginColumns::with_capacity(0),
             name: StringBuilder::new(),
             description: StringBuilder::new(),
             unit: StringBuilder::new(),
@@ -160,10 +139,6 @@ impl Default for MetricRows {
             exp_neg_counts: ListBuilder::new(UInt64Builder::new()),
             quantiles: QuantilesBuilder::default(),
             flags: UInt32Builder::new(),
-            resource_attributes: AttributesBuilder::new(),
-            scope_name: StringBuilder::new(),
-            scope_version: StringBuilder::new(),
-            scope_attributes: AttributesBuilder::new(),
             attributes: AttributesBuilder::new(),
         }
     }
@@ -340,7 +315,7 @@ impl MetricRows {
             0 => self.start_time.append_null(),
             s => self.start_time.append_value(nanos(s)),
         }
-        self.service.append_value(ctx.service);
+        self.origin.push(ctx.origin);
         self.name.append_value(&m.name);
         self.description.append_value(&m.description);
         self.unit.append_value(&m.unit);
@@ -365,10 +340,6 @@ impl MetricRows {
         self.push_exp(body.exp);
         self.quantiles.push(body.summary);
         self.flags.append_value(head.flags);
-        self.resource_attributes.append_flat(ctx.resource);
-        self.scope_name.append_value(&ctx.scope.name);
-        self.scope_version.append_value(&ctx.scope.version);
-        self.scope_attributes.append_flat(&ctx.scope.attributes);
         self.attributes.append_kvs(head.attributes);
         self.len += 1;
     }
@@ -395,10 +366,11 @@ impl MetricRows {
     }
 
     fn finish(mut self) -> RecordBatch {
+        let o = self.origin.finish();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.start_time.finish()),
-            Arc::new(self.service.finish()),
+            o.service,
             Arc::new(self.name.finish()),
             Arc::new(self.description.finish()),
             Arc::new(self.unit.finish()),
@@ -420,10 +392,10 @@ impl MetricRows {
             Arc::new(self.exp_neg_counts.finish()),
             self.quantiles.finish(),
             Arc::new(self.flags.finish()),
-            self.resource_attributes.finish(),
-            Arc::new(self.scope_name.finish()),
-            Arc::new(self.scope_version.finish()),
-            self.scope_attributes.finish(),
+            o.resource_attributes,
+            o.scope_name,
+            o.scope_version,
+            o.scope_attributes,
             self.attributes.finish(),
         ];
         RecordBatch::try_new(Table::Metrics.schema(), columns).expect("metric columns match schema")

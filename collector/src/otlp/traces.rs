@@ -12,7 +12,8 @@ use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::Event, span::Link};
 
-use super::attributes::{AttributesBuilder, FlatAttributes, flatten, service_name};
+use super::attributes::AttributesBuilder;
+use super::origin::{Origin, OriginColumns, for_each_item};
 use super::{Converted, Rejections, check_id, hex_id, nanos};
 use crate::schema::{Table, event_fields, link_fields};
 
@@ -26,24 +27,15 @@ pub fn convert(req: &ExportTraceServiceRequest) -> Converted {
         .sum();
     let mut rows = SpanRows::with_capacity(capacity);
     let mut rejections = Rejections::default();
-    for rs in &req.resource_spans {
-        let resource_attrs = rs
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or(&[]);
-        let service = service_name(resource_attrs);
-        let resource_flat = flatten(resource_attrs);
-        for ss in &rs.scope_spans {
-            let scope = ScopeInfo::from(ss.scope.as_ref());
-            for span in &ss.spans {
-                match validate(span) {
-                    Ok(()) => rows.push(span, &service, &resource_flat, &scope),
-                    Err(reason) => rejections.reject(|| reason),
-                }
-            }
-        }
-    }
+    for_each_item(
+        &req.resource_spans,
+        |r| (r.resource.as_ref(), &r.scope_spans),
+        |s| (s.scope.as_ref(), &s.spans),
+        |origin, span| match validate(span) {
+            Ok(()) => rows.push(span, origin),
+            Err(reason) => rejections.reject(|| reason),
+        },
+    );
     let batch = (rows.len > 0).then(|| rows.finish());
     rejections.finish(batch)
 }
@@ -71,30 +63,6 @@ fn validate(span: &Span) -> Result<(), String> {
     Ok(())
 }
 
-/// Instrumentation scope fields shared by the rows of one scope.
-pub(crate) struct ScopeInfo {
-    pub name: String,
-    pub version: String,
-    pub attributes: FlatAttributes,
-}
-
-impl From<Option<&opentelemetry_proto::tonic::common::v1::InstrumentationScope>> for ScopeInfo {
-    fn from(scope: Option<&opentelemetry_proto::tonic::common::v1::InstrumentationScope>) -> Self {
-        match scope {
-            Some(s) => ScopeInfo {
-                name: s.name.clone(),
-                version: s.version.clone(),
-                attributes: flatten(&s.attributes),
-            },
-            None => ScopeInfo {
-                name: String::new(),
-                version: String::new(),
-                attributes: Vec::new(),
-            },
-        }
-    }
-}
-
 fn kind_name(kind: i32) -> &'static str {
     match kind {
         1 => "INTERNAL",
@@ -120,7 +88,7 @@ struct SpanRows {
     time: TimestampNanosecondBuilder,
     end_time: TimestampNanosecondBuilder,
     duration: Int64Builder,
-    service: StringBuilder,
+    origin: OriginColumns,
     trace_id: StringBuilder,
     span_id: StringBuilder,
     parent_span_id: StringBuilder,
@@ -130,10 +98,6 @@ struct SpanRows {
     kind: StringBuilder,
     status_code: StringBuilder,
     status_message: StringBuilder,
-    resource_attributes: AttributesBuilder,
-    scope_name: StringBuilder,
-    scope_version: StringBuilder,
-    scope_attributes: AttributesBuilder,
     attributes: AttributesBuilder,
     events: EventsBuilder,
     links: LinksBuilder,
@@ -151,7 +115,7 @@ impl SpanRows {
             time: ts(),
             end_time: ts(),
             duration: Int64Builder::with_capacity(n),
-            service: s(),
+            origin: OriginColumns::with_capacity(n),
             trace_id: StringBuilder::with_capacity(n, n * 32),
             span_id: StringBuilder::with_capacity(n, n * 16),
             parent_span_id: StringBuilder::with_capacity(n, n * 16),
@@ -161,10 +125,6 @@ impl SpanRows {
             kind: s(),
             status_code: s(),
             status_message: s(),
-            resource_attributes: AttributesBuilder::new(),
-            scope_name: s(),
-            scope_version: s(),
-            scope_attributes: AttributesBuilder::new(),
             attributes: AttributesBuilder::new(),
             events: EventsBuilder::default(),
             links: LinksBuilder::default(),
@@ -174,14 +134,14 @@ impl SpanRows {
         }
     }
 
-    fn push(&mut self, span: &Span, service: &str, resource: &FlatAttributes, scope: &ScopeInfo) {
+    fn push(&mut self, span: &Span, origin: &Origin) {
         let mut buf = [0u8; 32];
         let start = nanos(span.start_time_unix_nano);
         let end = nanos(span.end_time_unix_nano);
         self.time.append_value(start);
         self.end_time.append_value(end);
         self.duration.append_value(end.saturating_sub(start).max(0));
-        self.service.append_value(service);
+        self.origin.push(origin);
         self.trace_id.append_value(hex_id(&span.trace_id, &mut buf));
         self.span_id.append_value(hex_id(&span.span_id, &mut buf));
         if span.parent_span_id.is_empty() {
@@ -199,10 +159,6 @@ impl SpanRows {
             .append_value(status_name(status.map_or(0, |s| s.code)));
         self.status_message
             .append_value(status.map_or("", |s| s.message.as_str()));
-        self.resource_attributes.append_flat(resource);
-        self.scope_name.append_value(&scope.name);
-        self.scope_version.append_value(&scope.version);
-        self.scope_attributes.append_flat(&scope.attributes);
         self.attributes.append_kvs(&span.attributes);
         self.events.push(&span.events);
         self.links.push(&span.links);
@@ -214,11 +170,12 @@ impl SpanRows {
     }
 
     fn finish(mut self) -> RecordBatch {
+        let o = self.origin.finish();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.end_time.finish()),
             Arc::new(self.duration.finish()),
-            Arc::new(self.service.finish()),
+            o.service,
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.parent_span_id.finish()),
@@ -228,10 +185,10 @@ impl SpanRows {
             Arc::new(self.kind.finish()),
             Arc::new(self.status_code.finish()),
             Arc::new(self.status_message.finish()),
-            self.resource_attributes.finish(),
-            Arc::new(self.scope_name.finish()),
-            Arc::new(self.scope_version.finish()),
-            self.scope_attributes.finish(),
+            o.resource_attributes,
+            o.scope_name,
+            o.scope_version,
+            o.scope_attributes,
             self.attributes.finish(),
             self.events.finish(),
             self.links.finish(),
