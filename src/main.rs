@@ -2,6 +2,7 @@
 
 mod bench;
 mod config;
+mod eval_cmd;
 mod query_cmd;
 mod serve;
 
@@ -21,6 +22,9 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Run a SQL query against a running daemon and print the result.
     Query(query_cmd::QueryArgs),
+    /// Measure accuracy on public labelled data.
+    #[command(subcommand)]
+    Eval(eval_cmd::EvalCommand),
     /// Measure scry's performance.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -48,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Query(args) => runtime.block_on(query_cmd::run(args)),
         Command::Bench(cmd) => runtime.block_on(bench::run(cmd)),
+        Command::Eval(cmd) => eval_cmd::run(cmd),
     }
 }

@@ -1,9 +1,12 @@
 //! scry's analytics: the DataFusion catalog over stored telemetry and the SQL query service.
-//! Detectors, log template mining, the service graph, incidents and RCA will live here too.
+//! Log template mining and its evaluation; detectors, the service graph, incidents and RCA will
+//! live here too.
 
 pub mod cancel;
 pub mod catalog;
 pub mod error;
+pub mod eval;
+pub mod logs;
 pub mod query;
 
 pub use catalog::ScryTable;

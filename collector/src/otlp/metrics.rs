@@ -42,6 +42,18 @@ struct Context<'a> {
     metric: &'a Metric,
 }
 
+/// The common fields of any OTLP data point type.
+macro_rules! point_head {
+    ($p:expr) => {
+        PointHead {
+            attributes: &$p.attributes,
+            start: $p.start_time_unix_nano,
+            time: $p.time_unix_nano,
+            flags: $p.flags,
+        }
+    };
+}
+
 /// Common per-point fields.
 struct PointHead<'a> {
     attributes: &'a [KeyValue],
@@ -194,12 +206,7 @@ impl MetricRows {
             Data::ExponentialHistogram(h) => {
                 let t = temporality(h.aggregation_temporality);
                 for p in &h.data_points {
-                    let head = PointHead {
-                        attributes: &p.attributes,
-                        start: p.start_time_unix_nano,
-                        time: p.time_unix_nano,
-                        flags: p.flags,
-                    };
+                    let head = point_head!(p);
                     let body = PointBody {
                         metric_type: "exponential_histogram",
                         temporality: t,
@@ -215,12 +222,7 @@ impl MetricRows {
             }
             Data::Summary(s) => {
                 for p in &s.data_points {
-                    let head = PointHead {
-                        attributes: &p.attributes,
-                        start: p.start_time_unix_nano,
-                        time: p.time_unix_nano,
-                        flags: p.flags,
-                    };
+                    let head = point_head!(p);
                     let body = PointBody {
                         metric_type: "summary",
                         count: Some(p.count),
@@ -253,12 +255,7 @@ impl MetricRows {
                 });
                 continue;
             };
-            let head = PointHead {
-                attributes: &p.attributes,
-                start: p.start_time_unix_nano,
-                time: p.time_unix_nano,
-                flags: p.flags,
-            };
+            let head = point_head!(p);
             let body = PointBody {
                 metric_type,
                 temporality,
@@ -289,12 +286,7 @@ impl MetricRows {
             });
             return;
         }
-        let head = PointHead {
-            attributes: &p.attributes,
-            start: p.start_time_unix_nano,
-            time: p.time_unix_nano,
-            flags: p.flags,
-        };
+        let head = point_head!(p);
         let body = PointBody {
             metric_type: "histogram",
             temporality,

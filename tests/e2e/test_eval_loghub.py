@@ -1,0 +1,49 @@
+"""`scry eval loghub` on a slice of the Loghub samples laid out in a temporary folder: the command
+works on any directory in the layout and prints the documented JSON line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+LOGHUB = Path(__file__).resolve().parents[3] / "shared" / "data" / "loghub"
+LINES = 400
+
+
+def make_slice(dst: Path, system: str):
+    src = LOGHUB / system
+    out = dst / system
+    out.mkdir(parents=True)
+    raw = (src / f"{system}_2k.log").read_bytes().decode("utf-8").split("\r\n")[:LINES]
+    (out / f"{system}_2k.log").write_text("\r\n".join(raw), encoding="utf-8")
+    with open(src / f"{system}_2k.log_structured_corrected.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    with open(out / f"{system}_2k.log_structured_corrected.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows[: LINES + 1])
+
+
+def test_eval_loghub_json_on_a_slice(scry_bin, tmp_path):
+    assert LOGHUB.is_dir(), f"Loghub samples expected at {LOGHUB}"
+    for system in ("Apache", "Zookeeper"):
+        make_slice(tmp_path, system)
+    out = subprocess.run(
+        [str(scry_bin), "eval", "loghub", "--data", str(tmp_path), "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(last["systems"]) == {"Apache", "Zookeeper"}
+    for name, score in last["systems"].items():
+        assert 0.9 <= score["ga"] <= 1.0, (name, score)
+        assert 0.0 <= score["pa"] <= 1.0, (name, score)
+    assert abs(last["avg_ga"] - sum(s["ga"] for s in last["systems"].values()) / 2) < 1e-9
+
+
+def test_eval_loghub_reports_a_bad_layout(scry_bin, tmp_path):
+    out = subprocess.run(
+        [str(scry_bin), "eval", "loghub", "--data", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    assert "no <System>/<System>_2k.log files" in out.stderr
