@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use scry_analytics::eval::loghub;
+use scry_analytics::eval::{loghub, nab};
 use scry_analytics::logs::MinerConfig;
 
 /// Evaluation harnesses.
@@ -12,6 +12,69 @@ use scry_analytics::logs::MinerConfig;
 pub enum EvalCommand {
     /// Log template mining on Loghub 2k samples: grouping and parsing accuracy per system.
     Loghub(LoghubArgs),
+    /// Anomaly detection on NAB series: the NAB score under its three profiles.
+    Nab(NabArgs),
+}
+
+/// Arguments of `scry eval nab`.
+#[derive(Args, Debug)]
+pub struct NabArgs {
+    /// Folder in the NAB layout (`data/*/*.csv`, `labels/combined_windows.json`).
+    #[arg(long, default_value = "../shared/data/nab")]
+    pub data: PathBuf,
+    /// Also re-tune the threshold per profile on this data (NAB's sweeper), reported separately.
+    #[arg(long)]
+    pub optimize: bool,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn json_key(profile: &str) -> &'static str {
+    match profile {
+        "reward_low_FP_rate" => "reward_low_fp",
+        "reward_low_FN_rate" => "reward_low_fn",
+        _ => "standard",
+    }
+}
+
+fn run_nab(args: NabArgs) -> anyhow::Result<()> {
+    let corpus = nab::Corpus::new(nab::load(&args.data)?);
+    println!("{} series", corpus.len());
+    println!(
+        "{:<20} {:>9} {:>8} {:>8} {:>6}",
+        "profile", "threshold", "score", "windows", "FP"
+    );
+    let mut shipped = serde_json::Map::new();
+    let mut tuned = serde_json::Map::new();
+    for profile in &nab::PROFILES {
+        let scores = corpus.detect(profile.threshold);
+        let s = corpus.score(profile, &scores, profile.threshold);
+        let row = |label: &str, s: &nab::ProfileScore| {
+            println!(
+                "{:<26} {:>9.4} {:>8.2} {:>4}/{:<3} {:>6}",
+                label, s.threshold, s.score, s.windows_found, s.windows, s.false_positives
+            )
+        };
+        row(profile.name, &s);
+        shipped.insert(json_key(profile.name).into(), s.score.into());
+        if args.optimize {
+            let o = corpus.optimize(profile, &scores);
+            row(&format!("{} (optimized)", json_key(profile.name)), &o);
+            tuned.insert(
+                json_key(profile.name).into(),
+                serde_json::json!({"score": o.score, "threshold": o.threshold}),
+            );
+        }
+    }
+    if args.json {
+        shipped.insert("series".into(), corpus.len().into());
+        if args.optimize {
+            shipped.insert("optimized".into(), tuned.into());
+        }
+        println!("{}", serde_json::Value::Object(shipped));
+    }
+    Ok(())
 }
 
 /// Arguments of `scry eval loghub`.
@@ -27,7 +90,13 @@ pub struct LoghubArgs {
 
 /// Runs an evaluation and prints its scores.
 pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
-    let EvalCommand::Loghub(args) = cmd;
+    match cmd {
+        EvalCommand::Loghub(args) => run_loghub(args),
+        EvalCommand::Nab(args) => run_nab(args),
+    }
+}
+
+fn run_loghub(args: LoghubArgs) -> anyhow::Result<()> {
     let config = MinerConfig::default();
     let systems = loghub::systems(&args.data)?;
     println!(

@@ -2,3 +2,4 @@
 //! in a known layout and print standard scores.
 
 pub mod loghub;
+pub mod nab;

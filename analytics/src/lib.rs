@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod catalog;
+pub mod detect;
 pub mod error;
 pub mod eval;
 pub mod logs;
