@@ -120,7 +120,9 @@ pub struct TemplateLabel {
 #[derive(Debug, Default)]
 pub struct Miner {
     config: MinerConfig,
-    buckets: HashMap<(usize, Vec<String>), Vec<usize>>,
+    /// Clusters by a hash of (token count, first `depth` tokens); a hash collision only costs a
+    /// comparison, since [`Miner::add`] checks the key itself.
+    buckets: HashMap<u64, Vec<usize>>,
     clusters: Vec<Cluster>,
 }
 
@@ -140,17 +142,17 @@ impl Miner {
 
     /// Adds a tokenized message; returns its cluster id.
     pub fn add(&mut self, tokens: &[Token]) -> usize {
-        let key = (
-            tokens.len(),
-            tokens
-                .iter()
-                .take(self.config.depth)
-                .map(|t| t.text.clone())
-                .collect(),
-        );
-        let bucket = self.buckets.entry(key).or_default();
+        let depth = self.config.depth.min(tokens.len());
+        let bucket = self.buckets.entry(bucket_hash(tokens, depth)).or_default();
         let mut best: Option<(usize, f64, usize)> = None;
-        for &id in bucket.iter() {
+        let same_key = |c: &Cluster| {
+            c.template.len() == tokens.len()
+                && c.template[..depth]
+                    .iter()
+                    .zip(tokens)
+                    .all(|(a, b)| *a == b.text)
+        };
+        for &id in bucket.iter().filter(|id| same_key(&self.clusters[**id])) {
             let (sim, params) = similarity(&self.clusters[id].template, tokens);
             if best.is_none_or(|(_, s, p)| sim > s || (sim == s && params > p)) {
                 best = Some((id, sim, params));
@@ -210,6 +212,16 @@ impl Miner {
         out.sort_unstable();
         out
     }
+}
+
+fn bucket_hash(tokens: &[Token], depth: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tokens.len().hash(&mut h);
+    for t in &tokens[..depth] {
+        t.text.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Share of the template's constant, non-punctuation positions the tokens match, and the number of

@@ -111,15 +111,23 @@ fn has_digit(s: &str) -> bool {
         .any(|c| c.is_ascii_digit() || (!c.is_ascii() && c.is_numeric()))
 }
 
+/// Every variable shape needs a digit or one of these characters; checking first spares the regexes
+/// for plain words, which are most words.
+fn may_be_shape(s: &str) -> bool {
+    s.bytes()
+        .any(|b| b.is_ascii_digit() || matches!(b, b'/' | b'@' | b':' | b'\\' | b'-'))
+        || has_digit(s)
+}
+
 fn whole_var(core: &str) -> bool {
-    if core.is_empty() {
+    if core.is_empty() || !may_be_shape(core) {
         return false;
     }
     SHAPES.is_match(core) || (has_digit(core) && DIGIT_SHAPES.is_match(core))
 }
 
 fn mask_piece(piece: &str) -> &str {
-    if piece == WILD || whole_var(piece) || has_digit(piece) || LITERALS.contains(&piece) {
+    if piece == WILD || has_digit(piece) || LITERALS.contains(&piece) || whole_var(piece) {
         WILD
     } else {
         piece
@@ -140,7 +148,10 @@ fn is_number_word(w: &str) -> bool {
 
 fn is_date_name(w: &str) -> bool {
     let (a, b) = core_range(w);
-    let lower = w[a..b].to_lowercase();
+    if !(3..=9).contains(&(b - a)) || !w[a..b].bytes().all(|c| c.is_ascii_alphabetic()) {
+        return false;
+    }
+    let lower = w[a..b].to_ascii_lowercase();
     MONTHS.contains(&lower.as_str()) || DAYS.contains(&lower.as_str())
 }
 
