@@ -63,7 +63,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         settings.query.clone(),
         &telemetry,
     )?);
-    let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry));
+    let templates = Arc::new(scry_analytics::logs::TemplateEnricher::default());
+    let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry)).with_enricher(templates);
 
     let grpc_listener = bind(settings.otlp_grpc_addr, "OTLP/gRPC").await?;
     let http_listener = bind(settings.otlp_http_addr, "OTLP/HTTP").await?;

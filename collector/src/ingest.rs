@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use arrow::record_batch::RecordBatch;
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -24,17 +26,35 @@ pub struct ExportOutcome {
     pub error_message: String,
 }
 
+/// Adds derived columns to a batch before it is stored (e.g. log templates). It lives outside
+/// the collector (analytics implements it), so the hook keeps dependencies pointing one way.
+pub trait Enricher: Send + Sync {
+    /// Returns the batch with derived columns filled; must keep the table's schema.
+    fn enrich(&self, table: Table, batch: RecordBatch) -> RecordBatch;
+}
+
 /// Converts and stores export requests; shared by the gRPC and HTTP receivers.
 #[derive(Clone)]
 pub struct Ingest {
     store: Store,
     telemetry: Arc<Telemetry>,
+    enricher: Option<Arc<dyn Enricher>>,
 }
 
 impl Ingest {
     /// Ingest into `store`, counting into `telemetry`.
     pub fn new(store: Store, telemetry: Arc<Telemetry>) -> Self {
-        Self { store, telemetry }
+        Self {
+            store,
+            telemetry,
+            enricher: None,
+        }
+    }
+
+    /// Derives columns with `enricher` before storing.
+    pub fn with_enricher(mut self, enricher: Arc<dyn Enricher>) -> Self {
+        self.enricher = Some(enricher);
+        self
     }
 
     /// The store written to.
@@ -80,7 +100,10 @@ impl Ingest {
         }
         let converted = convert();
         let accepted = converted.accepted();
-        if let Some(batch) = converted.batch {
+        if let Some(mut batch) = converted.batch {
+            if let Some(enricher) = &self.enricher {
+                batch = enricher.enrich(table, batch);
+            }
             self.store.write(table, batch).await?;
         }
         self.telemetry.accepted(signal).inc_by(accepted as u64);

@@ -55,6 +55,11 @@ impl Table {
 
 /// Name of the time column every table has; files are partitioned and pruned on it.
 pub const TIME_COLUMN: &str = "time";
+/// Column of `logs` naming the body's template (filled by an [`Enricher`](crate::ingest::Enricher)).
+pub const TEMPLATE_ID_COLUMN: &str = "template_id";
+/// Column of `logs` holding the body's template text, variables as `<*>`.
+pub const TEMPLATE_COLUMN: &str = "template";
+
 /// Name of the service column every table has.
 pub const SERVICE_COLUMN: &str = "service_name";
 
@@ -169,6 +174,8 @@ static LOGS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("severity_number", DataType::Int32, false),
         utf8("severity_text", false),
         utf8("body", true),
+        utf8(TEMPLATE_ID_COLUMN, true),
+        utf8(TEMPLATE_COLUMN, true),
         utf8("trace_id", true),
         utf8("span_id", true),
         Field::new("flags", DataType::UInt32, false),

@@ -37,7 +37,7 @@ SPANS_COLUMNS = [
     "dropped_links_count",
 ]
 LOGS_COLUMNS = [
-    "time", "observed_time", "service_name", "severity_number", "severity_text", "body", "trace_id", "span_id",
+    "time", "observed_time", "service_name", "severity_number", "severity_text", "body", "template_id", "template", "trace_id", "span_id",
     "flags", "event_name", "resource_attributes", "scope_name", "scope_version", "scope_attributes", "attributes",
     "dropped_attributes_count",
 ]

@@ -128,6 +128,9 @@ impl LogRows {
             Arc::new(self.severity_number.finish()),
             Arc::new(self.severity_text.finish()),
             Arc::new(self.body.finish()),
+            // Filled by the ingest enricher when one is configured.
+            arrow::array::new_null_array(&arrow::datatypes::DataType::Utf8, self.len),
+            arrow::array::new_null_array(&arrow::datatypes::DataType::Utf8, self.len),
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.flags.finish()),
