@@ -173,7 +173,11 @@ impl TableProvider for ScryTable {
         let wanted = snapshot
             .batches
             .into_iter()
-            .filter(|b| batch_time_bounds(b).is_some_and(|(lo, hi)| range.overlaps(lo, hi)));
+            // Finding a batch's time bounds reads its whole time column: only worth it when pruning.
+            .filter(|b| {
+                range == TimeRange::ALL
+                    || batch_time_bounds(b).is_some_and(|(lo, hi)| range.overlaps(lo, hi))
+            });
         for (i, batch) in wanted.enumerate() {
             mem_parts[i % partitions].push(batch);
         }

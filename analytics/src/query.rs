@@ -117,11 +117,6 @@ impl QueryService {
         })
     }
 
-    /// The session, for callers that need DataFusion directly (e.g. detectors).
-    pub fn context(&self) -> &SessionContext {
-        &self.ctx
-    }
-
     /// Runs one read-only statement and collects its result.
     pub async fn query(&self, sql: &str) -> Result<QueryOutput, QueryError> {
         let started = Instant::now();

@@ -57,11 +57,6 @@ impl Ingest {
         self
     }
 
-    /// The store written to.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Stores the valid spans of a trace export.
     pub async fn traces(&self, req: &ExportTraceServiceRequest) -> Result<ExportOutcome> {
         self.ingest(Table::Spans, || otlp::traces::convert(req))

@@ -179,11 +179,6 @@ impl Store {
         &self.inner.config.data_dir
     }
 
-    /// The store's configuration.
-    pub fn config(&self) -> &StoreConfig {
-        &self.inner.config
-    }
-
     /// Bytes of Arrow data buffered in memory.
     pub fn buffered_bytes(&self) -> u64 {
         self.inner.buffered.load(Ordering::Relaxed)

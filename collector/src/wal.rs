@@ -152,11 +152,6 @@ impl Wal {
         Ok(closed)
     }
 
-    /// Bytes in the current segment.
-    pub fn segment_bytes(&self) -> u64 {
-        self.segment_bytes
-    }
-
     /// Id of the segment being written.
     pub fn segment(&self) -> u64 {
         self.segment

@@ -223,6 +223,8 @@ pub struct Corpus {
     series: Vec<Series>,
     rows: Vec<Rows>,
     windows: usize,
+    /// Windows with at least one row after the probation period; NAB ignores the others.
+    scored: Vec<bool>,
 }
 
 impl Corpus {
@@ -236,11 +238,18 @@ impl Corpus {
                 next += s.windows.len();
                 r
             })
-            .collect();
+            .collect::<Vec<Rows>>();
+        let mut scored = vec![false; next];
+        for r in &rows {
+            for w in r.window[r.probation..].iter().flatten() {
+                scored[*w] = true;
+            }
+        }
         Self {
             series,
             rows,
             windows: next,
+            scored,
         }
     }
 
@@ -257,14 +266,10 @@ impl Corpus {
     /// Scores of the given detector output (one score per row per series) at `threshold`.
     pub fn score(&self, profile: &Profile, scores: &[Vec<f64>], threshold: f64) -> ProfileScore {
         let mut best: Vec<Option<f64>> = vec![None; self.windows];
-        let mut scored = vec![false; self.windows];
         let (mut raw, mut fps) = (0.0, 0);
         for (r, s) in self.rows.iter().zip(scores) {
             let scorable = r.weight.iter().zip(&r.window).zip(s).skip(r.probation);
             for ((&weight, &window), &score) in scorable {
-                if let Some(w) = window {
-                    scored[w] = true;
-                }
                 if score < threshold {
                     continue;
                 }
@@ -278,28 +283,32 @@ impl Corpus {
             }
         }
         let mut found = 0;
-        for w in 0..self.windows {
-            match best[w] {
-                Some(b) if scored[w] => {
+        for (best, _) in best.iter().zip(&self.scored).filter(|(_, scored)| **scored) {
+            match best {
+                Some(b) => {
                     raw += (b * profile.tp).max(-profile.fn_);
                     found += 1;
                 }
-                _ if scored[w] => raw -= profile.fn_,
-                _ => {}
+                None => raw -= profile.fn_,
             }
         }
         ProfileScore {
             profile: profile.name,
             threshold,
-            score: self.normalise(profile, raw, &scored),
+            score: self.normalise(profile, raw),
             windows_found: found,
             windows: self.windows,
             false_positives: fps,
         }
     }
 
-    fn normalise(&self, profile: &Profile, raw: f64, scored: &[bool]) -> f64 {
-        let null = -profile.fn_ * scored.iter().filter(|s| **s).count() as f64;
+    /// Raw score of the detector that never fires.
+    fn null_raw(&self, profile: &Profile) -> f64 {
+        -profile.fn_ * self.scored.iter().filter(|s| **s).count() as f64
+    }
+
+    fn normalise(&self, profile: &Profile, raw: f64) -> f64 {
+        let null = self.null_raw(profile);
         let perfect = profile.tp * self.windows as f64;
         100.0 * (raw - null) / (perfect - null)
     }
@@ -315,7 +324,7 @@ impl Corpus {
         }
         rows.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut best_in_window = vec![-profile.fn_; self.windows];
-        let null_raw = -profile.fn_ * self.scored_windows() as f64;
+        let null_raw = self.null_raw(profile);
         let (mut raw, mut best) = (null_raw, (f64::INFINITY, null_raw));
         for (k, &(score, weight, window)) in rows.iter().enumerate() {
             match window {
@@ -332,16 +341,6 @@ impl Corpus {
             }
         }
         self.score(profile, scores, best.0)
-    }
-
-    fn scored_windows(&self) -> usize {
-        let mut scored = vec![false; self.windows];
-        for r in &self.rows {
-            for w in r.window[r.probation..].iter().flatten() {
-                scored[*w] = true;
-            }
-        }
-        scored.iter().filter(|s| **s).count()
     }
 
     /// Runs the shipped detector over every series, with the alert level at `alert`.

@@ -135,11 +135,6 @@ impl Miner {
         }
     }
 
-    /// Number of clusters so far.
-    pub fn clusters(&self) -> usize {
-        self.clusters.len()
-    }
-
     /// Adds a tokenized message; returns its cluster id.
     pub fn add(&mut self, tokens: &[Token]) -> usize {
         let depth = self.config.depth.min(tokens.len());

@@ -114,9 +114,9 @@ fn has_digit(s: &str) -> bool {
 /// Every variable shape needs a digit or one of these characters; checking first spares the regexes
 /// for plain words, which are most words.
 fn may_be_shape(s: &str) -> bool {
-    s.bytes()
-        .any(|b| b.is_ascii_digit() || matches!(b, b'/' | b'@' | b':' | b'\\' | b'-'))
-        || has_digit(s)
+    has_digit(s)
+        || s.bytes()
+            .any(|b| matches!(b, b'/' | b'@' | b':' | b'\\' | b'-'))
 }
 
 fn whole_var(core: &str) -> bool {
@@ -234,7 +234,7 @@ pub fn tokenize(message: &str) -> Vec<Token> {
         } else {
             word
         };
-        let (a, b) = core_range(word);
+        let (a, b) = if dates[wi] { core_range(word) } else { (a, b) };
         let core = &word[a..b];
         if core != WILD && whole_var(core) {
             let mut first = true;

@@ -1,7 +1,6 @@
 //! OTLP/gRPC receiver: TraceService, LogsService and MetricsService `Export`, gzip accepted.
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -141,9 +140,4 @@ pub async fn serve(
         )
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-}
-
-/// The address a listener is bound to, for logs.
-pub fn describe(listener: &tokio::net::TcpListener) -> Option<SocketAddr> {
-    listener.local_addr().ok()
 }
