@@ -1,3 +1,5 @@
+//! Benchmarks. `scry bench detect` lives in [`detect`].
+//!
 //! `scry bench ingest`: starts a `scry serve` child on free ports (or targets `--endpoint`), drives
 //! it with the OTLP/gRPC load generator and prints throughput, ack latency, the daemon's peak RSS
 //! and bytes on disk.
@@ -10,11 +12,15 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use scry_collector::loadgen::{self, LoadConfig, LoadReport};
 
+pub mod detect;
+
 /// Benchmarks.
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// OTLP/gRPC trace ingest: spans/s durable, ack latency, RSS, bytes on disk.
     Ingest(IngestArgs),
+    /// Continuous detection over many series: cycle time and CPU, aggregation cost per span.
+    Detect(detect::DetectArgs),
 }
 
 /// Arguments of `scry bench ingest`.
@@ -151,7 +157,10 @@ fn print_report(report: &LoadReport, args: &IngestArgs, rss_kib: Option<u64>) {
 
 /// Runs a benchmark.
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Ingest(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Ingest(args) => args,
+        BenchCommand::Detect(args) => return detect::run(args),
+    };
     let mut daemon = match &args.endpoint {
         Some(_) => None,
         None => Some(start_daemon()?),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use scry_analytics::QueryConfig;
+use scry_analytics::anomaly::DetectionConfig;
 use scry_collector::{ReceiverLimits, StoreConfig};
 use serde::Deserialize;
 
@@ -50,6 +51,15 @@ pub struct ServeArgs {
     /// Memory SQL queries may use, in bytes [default: 2147483648].
     #[arg(long, env = "SCRY_QUERY_MEMORY_LIMIT")]
     pub query_memory_limit: Option<usize>,
+    /// How often anomaly detection runs, e.g. `5s` [default: 5s].
+    #[arg(long, env = "SCRY_DETECTION_INTERVAL")]
+    pub detection_interval: Option<String>,
+    /// Width of the buckets of derived series, e.g. `10s` [default: 10s].
+    #[arg(long, env = "SCRY_DETECTION_BUCKET")]
+    pub detection_bucket: Option<String>,
+    /// Anomalies scoring below this (0..1) are not recorded [default: 0.5].
+    #[arg(long, env = "SCRY_DETECTION_MIN_SCORE")]
+    pub detection_min_score: Option<f64>,
 }
 
 /// The config file's shape.
@@ -66,6 +76,19 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     query: FileQuery,
+    #[serde(default)]
+    detection: FileDetection,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileDetection {
+    interval: Option<String>,
+    bucket: Option<String>,
+    lateness: Option<String>,
+    min_score: Option<f64>,
+    max_series: Option<usize>,
+    warm_up_buckets: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -100,6 +123,7 @@ pub struct Settings {
     pub store: StoreConfig,
     pub limits: ReceiverLimits,
     pub query: QueryConfig,
+    pub detection: DetectionConfig,
 }
 
 fn duration(what: &str, text: &str) -> anyhow::Result<Duration> {
@@ -110,6 +134,11 @@ fn duration(what: &str, text: &str) -> anyhow::Result<Duration> {
 impl Settings {
     /// Merges defaults, the config file, the environment and flags.
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+        let detection_args = (
+            args.detection_interval.clone(),
+            args.detection_bucket.clone(),
+            args.detection_min_score,
+        );
         let file = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -158,6 +187,7 @@ impl Settings {
         if let Some(m) = file.query.max_result_rows {
             query.max_result_rows = m;
         }
+        let detection = detection(detection_args, file.detection)?;
         let addr = |s: &str| s.parse::<SocketAddr>().expect("default address parses");
         Ok(Settings {
             otlp_grpc_addr: args
@@ -175,8 +205,42 @@ impl Settings {
             store,
             limits,
             query,
+            detection,
         })
     }
+}
+
+/// Detection settings from (interval, bucket, min score) flags and the file.
+fn detection(
+    (interval, bucket, min_score): (Option<String>, Option<String>, Option<f64>),
+    file: FileDetection,
+) -> anyhow::Result<DetectionConfig> {
+    let mut d = DetectionConfig::default();
+    if let Some(t) = interval.or(file.interval) {
+        d.interval = duration("detection interval", &t)?;
+    }
+    if let Some(t) = bucket.or(file.bucket) {
+        d.signals.bucket = duration("detection bucket", &t)?;
+    }
+    if let Some(t) = file.lateness {
+        d.signals.lateness = duration("detection lateness", &t)?;
+    }
+    if d.interval.is_zero() || d.signals.bucket.is_zero() {
+        bail!("detection interval and bucket must be positive");
+    }
+    if let Some(m) = min_score.or(file.min_score) {
+        if !(0.0..=1.0).contains(&m) {
+            bail!("detection min score must be within 0..1, got {m}");
+        }
+        d.min_score = m;
+    }
+    if let Some(m) = file.max_series {
+        d.signals.max_series = m;
+    }
+    if let Some(w) = file.warm_up_buckets {
+        d.model.warm_up = w;
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use scry_analytics::QueryService;
+use scry_analytics::anomaly::{self, Engine};
 use scry_collector::receiver::{grpc, http};
 use scry_collector::{Ingest, Store, Telemetry};
 use scry_ui::ApiState;
@@ -64,7 +65,14 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         &telemetry,
     )?);
     let templates = Arc::new(scry_analytics::logs::TemplateEnricher::default());
-    let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry)).with_enricher(templates);
+    let detect_dir = settings.store.data_dir.join("detect");
+    std::fs::create_dir_all(&detect_dir)
+        .with_context(|| format!("creating {}", detect_dir.display()))?;
+    let state_path = detect_dir.join("state.json");
+    let engine = Arc::new(Engine::open(settings.detection.clone(), &state_path));
+    let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry))
+        .with_enricher(templates)
+        .with_observer(engine.clone());
 
     let grpc_listener = bind(settings.otlp_grpc_addr, "OTLP/gRPC").await?;
     let http_listener = bind(settings.otlp_http_addr, "OTLP/HTTP").await?;
@@ -101,6 +109,13 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         tokio::spawn(async move { store.run_background(rx).await })
     };
 
+    let detection = tokio::spawn(anomaly::run(
+        engine,
+        store.clone(),
+        state_path,
+        stop_rx.clone(),
+    ));
+
     ready.store(true, Ordering::Relaxed);
     tracing::info!(
         otlp_grpc = %settings.otlp_grpc_addr,
@@ -120,6 +135,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         let _ = http_task.await;
         let _ = api_task.await;
         let _ = background.await;
+        let _ = detection.await;
     };
     if tokio::time::timeout(Duration::from_secs(10), drain)
         .await

@@ -1,7 +1,8 @@
-//! scry's analytics: the DataFusion catalog over stored telemetry and the SQL query service.
-//! Log template mining and its evaluation; detectors, the service graph, incidents and RCA will
-//! live here too.
+//! scry's analytics: the DataFusion catalog over stored telemetry and the SQL query service;
+//! log template mining; derived series, detectors and continuous anomaly detection; and the
+//! evaluation harnesses. The service graph, incidents and RCA will live here too.
 
+pub mod anomaly;
 pub mod cancel;
 pub mod catalog;
 pub mod detect;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod eval;
 pub mod logs;
 pub mod query;
+pub mod signals;
 
 pub use catalog::ScryTable;
 pub use error::QueryError;

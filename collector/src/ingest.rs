@@ -33,12 +33,21 @@ pub trait Enricher: Send + Sync {
     fn enrich(&self, table: Table, batch: RecordBatch) -> RecordBatch;
 }
 
+/// Sees every batch once it is stored durably (e.g. to aggregate series for the detectors).
+/// Called on the ingest path, so it must be quick; it runs after the write is acknowledged by
+/// the WAL, so a retried export that failed to store is never counted twice.
+pub trait Observer: Send + Sync {
+    /// Looks at a stored batch of `table`.
+    fn observe(&self, table: Table, batch: &RecordBatch);
+}
+
 /// Converts and stores export requests; shared by the gRPC and HTTP receivers.
 #[derive(Clone)]
 pub struct Ingest {
     store: Store,
     telemetry: Arc<Telemetry>,
     enricher: Option<Arc<dyn Enricher>>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Ingest {
@@ -48,12 +57,19 @@ impl Ingest {
             store,
             telemetry,
             enricher: None,
+            observer: None,
         }
     }
 
     /// Derives columns with `enricher` before storing.
     pub fn with_enricher(mut self, enricher: Arc<dyn Enricher>) -> Self {
         self.enricher = Some(enricher);
+        self
+    }
+
+    /// Shows every stored batch to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -99,7 +115,11 @@ impl Ingest {
             if let Some(enricher) = &self.enricher {
                 batch = enricher.enrich(table, batch);
             }
+            let observed = self.observer.as_ref().map(|o| (o, batch.clone()));
             self.store.write(table, batch).await?;
+            if let Some((observer, batch)) = observed {
+                observer.observe(table, &batch);
+            }
         }
         self.telemetry.accepted(signal).inc_by(accepted as u64);
         if converted.rejected > 0 {

@@ -17,7 +17,7 @@ pub mod telemetry;
 pub mod wal;
 
 pub use error::{Error, Result};
-pub use ingest::{Enricher, ExportOutcome, Ingest};
+pub use ingest::{Enricher, ExportOutcome, Ingest, Observer};
 pub use receiver::ReceiverLimits;
 pub use schema::Table;
 pub use store::{FlushReport, Store, StoreConfig, TableSnapshot};

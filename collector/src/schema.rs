@@ -1,10 +1,11 @@
-//! Arrow schemas of the `spans`, `logs` and `metrics` tables (documented in docs/schema.md).
+//! Arrow schemas of the `spans`, `logs`, `metrics` and `anomalies` tables (documented in
+//! docs/schema.md).
 
 use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
-/// The three telemetry tables scry stores.
+/// The tables scry stores: three of telemetry and one of the anomalies found in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
     /// One row per span.
@@ -13,11 +14,13 @@ pub enum Table {
     Logs,
     /// One row per metric data point.
     Metrics,
+    /// One row per anomalous point of a derived series (written by the detectors).
+    Anomalies,
 }
 
 impl Table {
     /// All tables, in a fixed order.
-    pub const ALL: [Table; 3] = [Table::Spans, Table::Logs, Table::Metrics];
+    pub const ALL: [Table; 4] = [Table::Spans, Table::Logs, Table::Metrics, Table::Anomalies];
 
     /// The SQL name of the table.
     pub fn name(self) -> &'static str {
@@ -25,6 +28,7 @@ impl Table {
             Table::Spans => "spans",
             Table::Logs => "logs",
             Table::Metrics => "metrics",
+            Table::Anomalies => "anomalies",
         }
     }
 
@@ -49,6 +53,7 @@ impl Table {
             Table::Spans => SPANS.clone(),
             Table::Logs => LOGS.clone(),
             Table::Metrics => METRICS.clone(),
+            Table::Anomalies => ANOMALIES.clone(),
         }
     }
 }
@@ -221,6 +226,28 @@ static METRICS: LazyLock<SchemaRef> = LazyLock::new(|| {
     fields.extend(resource_and_scope());
     fields.push(attrs("attributes"));
     Arc::new(Schema::new(fields))
+});
+
+static ANOMALIES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let f64 = |name: &str, nullable| Field::new(name, DataType::Float64, nullable);
+    Arc::new(Schema::new(vec![
+        ts(TIME_COLUMN, false),
+        utf8(SERVICE_COLUMN, false),
+        utf8("signal", false),
+        utf8("measure", false),
+        utf8("scope", false),
+        utf8("series", false),
+        f64("observed", false),
+        f64("expected", true),
+        f64("lower", true),
+        f64("upper", true),
+        f64("score", false),
+        utf8("detector", false),
+        Field::new("width_ns", DataType::Int64, false),
+        list_of("trace_ids", DataType::Utf8),
+        list_of("template_ids", DataType::Utf8),
+        attrs("evidence"),
+    ]))
 });
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ struct FlushState {
 struct Inner {
     config: StoreConfig,
     telemetry: Arc<Telemetry>,
-    tables: [RwLock<TableState>; 3],
+    tables: [RwLock<TableState>; Table::ALL.len()],
     buffered: AtomicU64,
     tx: Mutex<Option<mpsc::Sender<Op>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -128,7 +128,7 @@ impl Store {
         persist::remove_orphans(dir, &manifests)?;
         let persisted_segment = manifests.iter().map(|m| m.wal_segment).max().unwrap_or(0);
         let (wal, replayed) = Wal::open(&dir.join("wal"), persisted_segment)?;
-        let tables: [RwLock<TableState>; 3] = Default::default();
+        let tables: [RwLock<TableState>; Table::ALL.len()] = Default::default();
         for m in &manifests {
             for f in &m.files {
                 if let Some(t) = Table::from_name(&f.table) {

@@ -1,5 +1,5 @@
-//! Routes of the API: `/api/v1/query`, `/api/v1/status`, `/api/v1/admin/flush`, `/healthz`,
-//! `/readyz` and `/metrics`.
+//! Routes of the API: `/api/v1/query`, `/api/v1/anomalies`, `/api/v1/status`,
+//! `/api/v1/admin/flush`, `/healthz`, `/readyz` and `/metrics`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,6 +39,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/query", post(query))
+        .route("/api/v1/anomalies", get(anomalies))
         .route("/api/v1/status", get(status))
         .route("/api/v1/admin/flush", post(flush))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -108,6 +109,79 @@ async fn query(
         let bytes = to_arrow_ipc(&out.schema, &out.batches)?;
         return Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response());
     }
+    let body = to_json(&out, started.elapsed().as_secs_f64() * 1e3)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Filters of `GET /api/v1/anomalies`.
+#[derive(Deserialize)]
+struct AnomalyFilter {
+    /// Only this service.
+    service: Option<String>,
+    /// Only this signal (`traces`, `logs`, `metrics`).
+    signal: Option<String>,
+    /// RFC 3339 time, or a duration back from now such as `15m` [default: 1h].
+    since: Option<String>,
+    /// Lowest score [default: 0].
+    min_score: Option<f64>,
+    /// Most rows [default: 1000].
+    limit: Option<usize>,
+}
+
+fn bad_filter(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", message)
+}
+
+/// `since` as ns since the epoch: an RFC 3339 time or a duration back from now.
+fn since_ns(since: Option<&str>) -> Result<i64, ApiError> {
+    let now = chrono::Utc::now();
+    let at = match since.map(str::trim) {
+        None | Some("") => now - chrono::Duration::hours(1),
+        Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(t) => t.with_timezone(&chrono::Utc),
+            Err(_) => {
+                let back = humantime::parse_duration(text).map_err(|_| {
+                    bad_filter(format!(
+                        "since: {text:?} is neither an RFC 3339 time nor a duration like 15m"
+                    ))
+                })?;
+                now - chrono::Duration::from_std(back)
+                    .map_err(|_| bad_filter(format!("since: {text:?} is too far back")))?
+            }
+        },
+    };
+    Ok(at.timestamp_nanos_opt().unwrap_or(i64::MIN))
+}
+
+/// SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+async fn anomalies(
+    State(s): State<ApiState>,
+    Query(f): Query<AnomalyFilter>,
+) -> Result<Response, ApiError> {
+    let since = since_ns(f.since.as_deref())?;
+    let min_score = f.min_score.unwrap_or(0.0);
+    if !min_score.is_finite() {
+        return Err(bad_filter("min_score must be a number".into()));
+    }
+    let limit = f.limit.unwrap_or(1000).min(100_000);
+    let mut sql = format!(
+        "SELECT time, service_name, signal, measure, scope, series, observed, expected, lower, \
+         upper, score, detector, width_ns, trace_ids, template_ids, evidence FROM anomalies \
+         WHERE time >= to_timestamp_nanos({since}) AND score >= {min_score}"
+    );
+    if let Some(service) = f.service.as_deref().filter(|v| !v.is_empty()) {
+        sql.push_str(&format!(" AND service_name = {}", literal(service)));
+    }
+    if let Some(signal) = f.signal.as_deref().filter(|v| !v.is_empty()) {
+        sql.push_str(&format!(" AND signal = {}", literal(signal)));
+    }
+    sql.push_str(&format!(" ORDER BY time DESC, score DESC LIMIT {limit}"));
+    let started = Instant::now();
+    let out = s.query.query(&sql).await?;
     let body = to_json(&out, started.elapsed().as_secs_f64() * 1e3)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

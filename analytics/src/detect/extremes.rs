@@ -1,12 +1,14 @@
-//! "Novel extremes": how far a value, or the mean of the last few values, goes beyond everything
-//! the series did in its recent history, as a share of that history's range.
+//! "Novel extremes": how far a value, or the median of the last few values, goes beyond
+//! everything the series did in its recent history, as a share of that history's range.
 //!
-//! For each scale k, the mean of the last k values is compared with the minimum and maximum of the
-//! same mean over the previous `history` points (monotonic deques, amortised O(1) per point). The
-//! excess beyond the range, divided by the range, is maximised over scales and mapped to 0..1 with
-//! `1 - exp(-excess / softness)`. After an alert (score at or above `alert`), further scores are
-//! held at 0 for `cooldown` points: one anomaly, one alert. Short scales catch spikes, long ones
-//! level shifts. Measured on NAB in docs/analytics.md.
+//! Features are the value and its rolling medians over `scales` points. Each feature is
+//! compared with the minimum and maximum of its own values over rows `t - history ..= t - gap`
+//! (monotonic deques, amortised O(1) per point). The excess beyond that range, divided by the
+//! range, is maximised over features and mapped to 0..1 with `1 - exp(-excess / softness)`.
+//! After an alert (score at or above `alert`), further scores are held at 0 for `cooldown`
+//! points: one anomaly, one alert. The raw value catches spikes; the medians ignore isolated
+//! spikes, so their range stays narrow and a sustained change of level inside the raw range
+//! still makes a new extreme. Measured on NAB in docs/analytics.md.
 
 use std::collections::VecDeque;
 
@@ -15,8 +17,11 @@ use super::{Detector, Observation};
 /// Settings of [`NovelExtremes`].
 #[derive(Debug, Clone)]
 pub struct NovelExtremesConfig {
-    /// Window lengths (in points) whose means are compared.
+    /// Window lengths (in points) whose medians are the features (1: the value itself).
     pub scales: Vec<usize>,
+    /// A feature is compared with its own values up to `gap` rows back (the last `gap - 1`
+    /// rows are left out, so a slow ramp still builds up excess).
+    pub gap: usize,
     /// Points of history the extremes are taken over.
     pub history: usize,
     /// Points before any score is given.
@@ -32,7 +37,8 @@ pub struct NovelExtremesConfig {
 impl Default for NovelExtremesConfig {
     fn default() -> Self {
         Self {
-            scales: vec![1, 6, 24],
+            scales: vec![1, 8, 24],
+            gap: 6,
             history: 4000,
             warm_up: 150,
             softness: 0.2,
@@ -80,13 +86,85 @@ impl Extreme {
     }
 }
 
+/// Median of the last `k` values (of all so far while fewer): a FIFO plus a sorted copy.
+#[derive(Debug)]
+struct RollingMedian {
+    k: usize,
+    fifo: VecDeque<f64>,
+    sorted: Vec<f64>,
+}
+
+impl RollingMedian {
+    fn new(k: usize) -> Self {
+        Self {
+            k: k.max(1),
+            fifo: VecDeque::with_capacity(k),
+            sorted: Vec::with_capacity(k),
+        }
+    }
+
+    fn push(&mut self, x: f64) -> f64 {
+        self.fifo.push_back(x);
+        let at = self.sorted.partition_point(|v| *v < x);
+        self.sorted.insert(at, x);
+        if self.fifo.len() > self.k {
+            let old = self.fifo.pop_front().expect("longer than k");
+            let at = self.sorted.partition_point(|v| *v < old);
+            self.sorted.remove(at);
+        }
+        let n = self.sorted.len();
+        if n % 2 == 1 {
+            self.sorted[n / 2]
+        } else {
+            (self.sorted[n / 2 - 1] + self.sorted[n / 2]) / 2.0
+        }
+    }
+}
+
+/// One feature's reference range: its values at rows `t - history ..= t - gap`.
+#[derive(Debug)]
+struct Reference {
+    gap: usize,
+    pending: VecDeque<(usize, f64)>,
+    high: Extreme,
+    low: Extreme,
+}
+
+impl Reference {
+    fn new(history: usize, gap: usize) -> Self {
+        Self {
+            gap: gap.max(1),
+            pending: VecDeque::new(),
+            high: Extreme::new(history, true),
+            low: Extreme::new(history, false),
+        }
+    }
+
+    /// Excess of `f` (the feature at row `t`) beyond the reference range, as a share of it.
+    fn excess(&mut self, t: usize, f: f64) -> f64 {
+        while self.pending.front().is_some_and(|(s, _)| s + self.gap <= t) {
+            let (s, v) = self.pending.pop_front().expect("checked non-empty");
+            self.high.push(s, v);
+            self.low.push(s, v);
+        }
+        let e = match (self.high.get(t), self.low.get(t)) {
+            (Some(hi), Some(lo)) => {
+                let range = hi - lo + 1e-9 * (hi.abs() + lo.abs() + 1.0);
+                (f - hi).max(lo - f).max(0.0) / range
+            }
+            _ => 0.0,
+        };
+        self.pending.push_back((t, f));
+        e
+    }
+}
+
 /// The detector's state for one series.
 #[derive(Debug)]
 pub struct NovelExtremes {
     config: NovelExtremesConfig,
-    recent: VecDeque<f64>,
-    highs: Vec<Extreme>,
-    lows: Vec<Extreme>,
+    medians: Vec<RollingMedian>,
+    references: Vec<Reference>,
     t: usize,
     last_alert: Option<usize>,
 }
@@ -94,56 +172,39 @@ pub struct NovelExtremes {
 impl NovelExtremes {
     /// A fresh series.
     pub fn new(config: NovelExtremesConfig) -> Self {
-        let highs = config
+        let medians = config
             .scales
             .iter()
-            .map(|_| Extreme::new(config.history, true))
+            .map(|k| RollingMedian::new(*k))
             .collect();
-        let lows = config
+        let references = config
             .scales
             .iter()
-            .map(|_| Extreme::new(config.history, false))
+            .map(|_| Reference::new(config.history, config.gap))
             .collect();
-        let keep = config.scales.iter().copied().max().unwrap_or(1);
         Self {
             config,
-            recent: VecDeque::with_capacity(keep),
-            highs,
-            lows,
+            medians,
+            references,
             t: 0,
             last_alert: None,
         }
     }
 
-    fn excess(&mut self) -> f64 {
+    fn excess(&mut self, value: f64) -> f64 {
         let t = self.t;
         let mut raw: f64 = 0.0;
-        for (j, &k) in self.config.scales.iter().enumerate() {
-            let n = k.min(self.recent.len());
-            // Summed afresh (not a running sum) so that a flat series gives exactly zero excess.
-            let mean = self.recent.iter().rev().take(n).sum::<f64>() / n as f64;
-            if let (Some(hi), Some(lo)) = (self.highs[j].get(t), self.lows[j].get(t)) {
-                let range = hi - lo + 1e-9 * (hi.abs() + lo.abs() + 1.0);
-                let e = (mean - hi).max(lo - mean).max(0.0) / range;
-                if t >= self.config.warm_up {
-                    raw = raw.max(e);
-                }
-            }
-            self.highs[j].push(t, mean);
-            self.lows[j].push(t, mean);
+        for (median, reference) in self.medians.iter_mut().zip(&mut self.references) {
+            let f = median.push(value);
+            raw = raw.max(reference.excess(t, f));
         }
-        raw
+        if t >= self.config.warm_up { raw } else { 0.0 }
     }
 }
 
 impl Detector for NovelExtremes {
     fn observe(&mut self, value: f64) -> Observation {
-        let keep = self.config.scales.iter().copied().max().unwrap_or(1);
-        if self.recent.len() == keep {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(value);
-        let raw = self.excess();
+        let raw = self.excess(value);
         let mut score = 1.0 - (-raw / self.config.softness).exp();
         let t = self.t;
         if self

@@ -1,0 +1,398 @@
+//! The detection engine: aggregation on ingest, scoring on each cycle, state saved across
+//! restarts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use parking_lot::Mutex;
+use scry_collector::{Observer, Table};
+use serde::{Deserialize, Serialize};
+
+use super::model::{ModelConfig, SeriesModel};
+use super::rows::Anomaly;
+use crate::detect::{Pca, calibrate};
+use crate::signals::{
+    Aggregator, AggregatorState, Evidence, Novelty, Point, SeriesKey, Signal, SignalConfig, spans,
+};
+
+/// Settings of continuous detection.
+#[derive(Debug, Clone)]
+pub struct DetectionConfig {
+    /// Buckets and series.
+    pub signals: SignalConfig,
+    /// Per-series models.
+    pub model: ModelConfig,
+    /// How often a cycle runs.
+    pub interval: Duration,
+    /// Findings below this score are not written.
+    pub min_score: f64,
+    /// How often model state is saved.
+    pub save_every: Duration,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        Self {
+            signals: SignalConfig::default(),
+            model: ModelConfig::default(),
+            interval: Duration::from_secs(5),
+            min_score: 0.5,
+            save_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CycleReport {
+    /// Points scored.
+    pub points: usize,
+    /// Anomalies found.
+    pub anomalies: usize,
+    /// Series with a model.
+    pub series: usize,
+    /// Rows that came too late for their bucket, since start.
+    pub late_rows: u64,
+    /// Time spent scoring, in seconds.
+    pub seconds: f64,
+}
+
+/// Features of a service's multivariate vector, all from its service-level span series.
+const RED_FEATURES: [&str; 5] = [
+    spans::REQUESTS,
+    spans::ERROR_RATE,
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+];
+
+/// The service-level RED vector on a comparable scale (log of counts and latencies).
+fn red_feature(measure: &str, value: f64) -> f64 {
+    if measure == spans::ERROR_RATE {
+        value
+    } else {
+        value.max(0.0).ln_1p()
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Models {
+    series: HashMap<SeriesKey, SeriesModel>,
+    services: HashMap<String, (i64, Pca)>,
+}
+
+/// The file format of saved state.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    version: u32,
+    aggregator: AggregatorState,
+    series: Vec<(SeriesKey, SeriesModel)>,
+    services: Vec<(String, (i64, Pca))>,
+}
+
+const SAVED_VERSION: u32 = 1;
+
+/// Continuous detection: see the module docs.
+pub struct Engine {
+    config: DetectionConfig,
+    aggregator: Mutex<Aggregator>,
+    models: Mutex<Models>,
+    width_ns: i64,
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+impl Engine {
+    /// An engine with no history.
+    pub fn new(config: DetectionConfig) -> Self {
+        Self::with_state(config, AggregatorState::default(), Models::default())
+    }
+
+    fn with_state(config: DetectionConfig, state: AggregatorState, models: Models) -> Self {
+        let width_ns = i64::try_from(config.signals.bucket.as_nanos()).unwrap_or(i64::MAX);
+        Self {
+            aggregator: Mutex::new(Aggregator::restore(config.signals.clone(), state)),
+            models: Mutex::new(models),
+            width_ns,
+            config,
+        }
+    }
+
+    /// An engine continuing from the state saved at `path`; a missing file starts fresh, and
+    /// an unreadable one is moved aside (`.corrupt`) with a warning rather than stopping the
+    /// daemon.
+    pub fn open(config: DetectionConfig, path: &Path) -> Self {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Self::new(config),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read detector state; starting fresh");
+                return Self::new(config);
+            }
+        };
+        match serde_json::from_slice::<Saved>(&text) {
+            Ok(s) if s.version == SAVED_VERSION => {
+                let models = Models {
+                    series: s.series.into_iter().collect(),
+                    services: s.services.into_iter().collect(),
+                };
+                tracing::info!(series = models.series.len(), "restored detector state");
+                Self::with_state(config, s.aggregator, models)
+            }
+            other => {
+                let aside = path.with_extension("corrupt");
+                let why = other
+                    .err()
+                    .map_or("unknown version".to_string(), |e| e.to_string());
+                tracing::warn!(path = %path.display(), error = %why, aside = %aside.display(),
+                    "detector state unreadable; moved aside, starting fresh");
+                let _ = std::fs::rename(path, &aside);
+                Self::new(config)
+            }
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DetectionConfig {
+        &self.config
+    }
+
+    /// Saves the state to `path` atomically (temp file, fsync, rename).
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let saved = {
+            let models = self.models.lock();
+            Saved {
+                version: SAVED_VERSION,
+                aggregator: self.aggregator.lock().state(),
+                series: models
+                    .series
+                    .iter()
+                    .map(|(k, m)| (k.clone(), m.clone()))
+                    .collect(),
+                services: models
+                    .services
+                    .iter()
+                    .map(|(k, m)| (k.clone(), m.clone()))
+                    .collect(),
+            }
+        };
+        let bytes = serde_json::to_vec(&saved).map_err(io::Error::other)?;
+        let tmp: PathBuf = path.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Folds a stored batch into the series (the ingest hook), with `now_ns` as the clock.
+    pub fn observe_at(&self, table: Table, batch: &RecordBatch, now_ns: i64) {
+        self.aggregator.lock().observe(table, batch, now_ns);
+    }
+
+    /// Closes the buckets that are due at `now_ns` and scores them.
+    pub fn cycle(&self, now_ns: i64) -> (Vec<Anomaly>, CycleReport) {
+        let started = Instant::now();
+        let (points, novelties, late_rows) = {
+            let mut agg = self.aggregator.lock();
+            let (p, n) = agg.close(now_ns);
+            (p, n, agg.late_rows)
+        };
+        let mut out = self.score(&points);
+        out.extend(novelties.into_iter().map(|n| self.novelty(n)));
+        out.retain(|a| a.score >= self.config.min_score);
+        let series = self.models.lock().series.len();
+        let report = CycleReport {
+            points: points.len(),
+            anomalies: out.len(),
+            series,
+            late_rows,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        (out, report)
+    }
+
+    fn novelty(&self, n: Novelty) -> Anomaly {
+        Anomaly {
+            time_ns: n.time_ns,
+            width_ns: 0,
+            key: n.key,
+            observed: 1.0,
+            expected: Some(0.0),
+            lower: None,
+            upper: None,
+            score: n.score,
+            detector: "novelty".to_string(),
+            evidence: n.evidence,
+        }
+    }
+
+    /// Scores points with their series' models (creating models for new series), then each
+    /// service's RED vector with its PCA model; forgets series idle beyond the horizon.
+    fn score(&self, points: &[Point]) -> Vec<Anomaly> {
+        let mut models = self.models.lock();
+        let mut out = Vec::new();
+        let mut vectors: BTreeMap<(String, i64), [Option<f64>; 5]> = BTreeMap::new();
+        for p in points {
+            let model = models
+                .series
+                .entry(p.key.clone())
+                .or_insert_with(|| SeriesModel::new(p.kind, p.direction, &self.config.model));
+            let finding = model.observe(p);
+            if p.key.signal == Signal::Traces
+                && p.key.scope.is_empty()
+                && let Some(i) = RED_FEATURES.iter().position(|m| *m == p.key.measure)
+            {
+                let v = vectors
+                    .entry((p.key.service.clone(), p.bucket_ns))
+                    .or_default();
+                v[i] = Some(red_feature(&p.key.measure, p.value));
+            }
+            if let Some(f) = finding.filter(|f| f.score >= self.config.min_score) {
+                out.push(Anomaly {
+                    time_ns: p.bucket_ns,
+                    width_ns: self.width_ns,
+                    key: p.key.clone(),
+                    observed: f.observed,
+                    expected: Some(f.expected),
+                    lower: Some(f.lower),
+                    upper: Some(f.upper),
+                    score: f.score,
+                    detector: f.detector.to_string(),
+                    evidence: p.evidence.clone(),
+                });
+            }
+        }
+        for ((service, bucket), v) in vectors {
+            let Some(x) = v.iter().copied().collect::<Option<Vec<f64>>>() else {
+                continue;
+            };
+            let flagged = out
+                .iter()
+                .any(|a| a.key.service == service && a.time_ns == bucket);
+            let (last, pca) = models
+                .services
+                .entry(service.clone())
+                .or_insert_with(|| (0, Pca::new(RED_FEATURES.len(), 360, 60, 30)));
+            *last = bucket;
+            let assessed = pca.assess(&x);
+            pca.update(&x, flagged);
+            let Some(a) = assessed else { continue };
+            let score = calibrate(a.z(0.0));
+            if score >= self.config.min_score {
+                out.push(self.multivariate(
+                    service,
+                    bucket,
+                    a.observed,
+                    score,
+                    pca.top_feature(&x),
+                ));
+            }
+        }
+        let horizon =
+            i64::try_from(self.config.signals.idle_horizon.as_nanos()).unwrap_or(i64::MAX);
+        if let Some(latest) = points.iter().map(|p| p.bucket_ns).max() {
+            models.series.retain(|_, m| latest - m.last_ns <= horizon);
+            models
+                .services
+                .retain(|_, (last, _)| latest - *last <= horizon);
+        }
+        out
+    }
+
+    fn multivariate(
+        &self,
+        service: String,
+        bucket: i64,
+        distance: f64,
+        score: f64,
+        top: Option<usize>,
+    ) -> Anomaly {
+        let attributes = top
+            .map(|i| vec![("top_feature".to_string(), RED_FEATURES[i].to_string())])
+            .unwrap_or_default();
+        Anomaly {
+            time_ns: bucket,
+            width_ns: self.width_ns,
+            key: SeriesKey {
+                service,
+                signal: Signal::Traces,
+                measure: "red".to_string(),
+                scope: String::new(),
+            },
+            observed: distance,
+            expected: Some(0.0),
+            lower: None,
+            upper: Some(3.0),
+            score,
+            detector: "pca".to_string(),
+            evidence: Evidence {
+                attributes,
+                ..Evidence::default()
+            },
+        }
+    }
+}
+
+impl Observer for Engine {
+    fn observe(&self, table: Table, batch: &RecordBatch) {
+        if table != Table::Anomalies {
+            self.observe_at(table, batch, now_ns());
+        }
+    }
+}
+
+/// Runs detection cycles every `interval` until `stop` turns true: scores due buckets on a
+/// blocking thread, writes the anomalies to the store, and saves the state every `save_every`
+/// and on stop.
+pub async fn run(
+    engine: std::sync::Arc<Engine>,
+    store: scry_collector::Store,
+    state_path: PathBuf,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(engine.config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut saved = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => {}
+        }
+        let stopping = *stop.borrow();
+        let e = std::sync::Arc::clone(&engine);
+        let Ok((rows, report)) = tokio::task::spawn_blocking(move || e.cycle(now_ns())).await
+        else {
+            tracing::error!("detection cycle panicked");
+            continue;
+        };
+        if !rows.is_empty() {
+            tracing::debug!(
+                anomalies = rows.len(),
+                seconds = report.seconds,
+                "detection cycle"
+            );
+            if let Err(e) = store.write(Table::Anomalies, super::to_batch(&rows)).await {
+                tracing::warn!(error = %e, dropped = rows.len(), "could not store anomalies");
+            }
+        }
+        if stopping || saved.elapsed() >= engine.config.save_every {
+            let (e, path) = (std::sync::Arc::clone(&engine), state_path.clone());
+            match tokio::task::spawn_blocking(move || e.save(&path)).await {
+                Ok(Ok(())) => saved = Instant::now(),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not save detector state"),
+                Err(_) => tracing::error!("saving detector state panicked"),
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
