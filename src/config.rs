@@ -271,6 +271,33 @@ mod tests {
     }
 
     #[test]
+    fn detection_settings_come_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scry.toml");
+        std::fs::write(
+            &path,
+            "[detection]\ninterval = \"2s\"\nbucket = \"1m\"\nmin_score = 0.7\nwarm_up_buckets = 12\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            detection_interval: Some("3s".into()),
+            ..Default::default()
+        };
+        let d = Settings::resolve(args).unwrap().detection;
+        assert_eq!(d.interval, Duration::from_secs(3));
+        assert_eq!(d.signals.bucket, Duration::from_secs(60));
+        assert_eq!(d.min_score, 0.7);
+        assert_eq!(d.model.warm_up, 12);
+        let args = ServeArgs {
+            detection_min_score: Some(1.5),
+            ..Default::default()
+        };
+        let err = Settings::resolve(args).unwrap_err().to_string();
+        assert!(err.contains("min score"), "{err}");
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let args = ServeArgs {
             retention: Some("soon".into()),

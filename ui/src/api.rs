@@ -1,4 +1,5 @@
-//! Routes of the API: `/api/v1/query`, `/api/v1/anomalies`, `/api/v1/status`,
+//! Routes of the API: `/api/v1/query`, `/api/v1/anomalies`, `/api/v1/services`,
+//! `/api/v1/service-graph` (in [`crate::graph`]), `/api/v1/status`,
 //! `/api/v1/admin/flush`, `/healthz`, `/readyz` and `/metrics`.
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/query", post(query))
         .route("/api/v1/anomalies", get(anomalies))
+        .route("/api/v1/services", get(crate::graph::services))
+        .route("/api/v1/service-graph", get(crate::graph::service_graph))
         .route("/api/v1/status", get(status))
         .route("/api/v1/admin/flush", post(flush))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -133,7 +136,7 @@ fn bad_filter(message: String) -> ApiError {
 }
 
 /// `since` as ns since the epoch: an RFC 3339 time or a duration back from now.
-fn since_ns(since: Option<&str>) -> Result<i64, ApiError> {
+pub(crate) fn since_ns(since: Option<&str>) -> Result<i64, ApiError> {
     let now = chrono::Utc::now();
     let at = match since.map(str::trim) {
         None | Some("") => now - chrono::Duration::hours(1),
@@ -211,7 +214,7 @@ pub fn to_arrow_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u
 
 /// `{"columns": [...], "rows": [{...}], "row_count": n, "elapsed_ms": t}`; rows are written by
 /// arrow-json straight into the body rather than through an intermediate JSON tree.
-fn to_json(out: &QueryOutput, elapsed_ms: f64) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn to_json(out: &QueryOutput, elapsed_ms: f64) -> Result<Vec<u8>, ApiError> {
     let columns: Vec<_> = out
         .schema
         .fields()

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod error;
+pub mod graph;
 
 pub use api::{ApiState, router};
 pub use error::ApiError;

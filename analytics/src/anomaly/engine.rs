@@ -396,3 +396,167 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scry_collector::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use scry_collector::opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use scry_collector::opentelemetry_proto::tonic::resource::v1::Resource;
+    use scry_collector::opentelemetry_proto::tonic::trace::v1::{
+        ResourceSpans, ScopeSpans, Span, Status,
+    };
+
+    const BUCKET: i64 = 10_000_000_000;
+
+    fn text(key: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Spans of `service`: (start, operation, duration ms, failed with HTTP 503).
+    fn spans(service: &str, plan: &[(i64, &str, f64, bool)]) -> RecordBatch {
+        let spans = plan
+            .iter()
+            .enumerate()
+            .map(|(i, (start, op, ms, failed))| Span {
+                trace_id: ((i as u128 + 1) << 8).to_be_bytes().to_vec(),
+                span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+                name: (*op).into(),
+                kind: 2,
+                start_time_unix_nano: *start as u64,
+                end_time_unix_nano: (*start + (*ms * 1e6) as i64) as u64,
+                attributes: if *failed {
+                    vec![text("http.response.status_code", "503")]
+                } else {
+                    vec![]
+                },
+                status: failed.then(|| Status {
+                    code: 2,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![text("service.name", service)],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        scry_collector::otlp::traces::convert(&req)
+            .batch
+            .expect("valid spans")
+    }
+
+    /// `n` buckets of steady traffic from `first`, then one bucket with `cart` at `spike_ms` (and,
+    /// when that is a spike, one `home` request failing with HTTP 503).
+    fn feed(engine: &Engine, first: i64, n: i64, spike_ms: f64) -> Vec<Anomaly> {
+        let mut found = Vec::new();
+        for b in 0..=n {
+            let start = first + b * BUCKET;
+            let cart_ms = if b == n {
+                spike_ms
+            } else {
+                50.0 + (b % 3) as f64
+            };
+            let plan: Vec<_> = (0..10)
+                .flat_map(|i| {
+                    let t = start + i * 900_000_000;
+                    [
+                        (t, "GET /cart", cart_ms, false),
+                        (
+                            t,
+                            "GET /home",
+                            40.0 + (i % 2) as f64,
+                            i == 3 && b == n && spike_ms > 100.0,
+                        ),
+                    ]
+                })
+                .collect();
+            engine.observe_at(Table::Spans, &spans("shop", &plan), start);
+            found.extend(engine.cycle(start + 2 * BUCKET).0);
+        }
+        found
+    }
+
+    #[test]
+    fn latency_spike_of_one_operation_is_found_with_exemplar_and_band() {
+        let engine = Engine::new(DetectionConfig::default());
+        let found = feed(&engine, 1_000 * BUCKET, 40, 900.0);
+        let cart: Vec<_> = found
+            .iter()
+            .filter(|a| a.key.scope == "GET /cart" && a.key.measure.starts_with("latency"))
+            .collect();
+        assert!(!cart.is_empty(), "{found:#?}");
+        let a = cart[0];
+        assert!(
+            a.observed > 800.0 && a.expected.unwrap() < 60.0 && a.upper.unwrap() < 100.0,
+            "{a:?}"
+        );
+        assert!(!a.evidence.trace_ids.is_empty());
+        assert!(
+            !found
+                .iter()
+                .any(|a| a.key.scope == "GET /home" && a.key.measure.starts_with("latency")),
+            "{found:#?}"
+        );
+        // One failure in ten requests is not an error-rate incident, but its code was never seen.
+        let novel: Vec<_> = found
+            .iter()
+            .filter(|a| a.key.measure == "new_error_code")
+            .collect();
+        assert_eq!(novel.len(), 1, "{found:#?}");
+        assert_eq!(novel[0].evidence.attributes[0].1, "http 503");
+    }
+
+    #[test]
+    fn steady_traffic_gives_no_anomalies_and_late_rows_are_counted() {
+        let engine = Engine::new(DetectionConfig::default());
+        let found = feed(&engine, 1_000 * BUCKET, 60, 51.0);
+        assert!(found.is_empty(), "{found:#?}");
+        engine.observe_at(
+            Table::Spans,
+            &spans("shop", &[(1_000 * BUCKET, "GET /cart", 5.0, false)]),
+            1_100 * BUCKET,
+        );
+        assert_eq!(engine.cycle(1_100 * BUCKET).1.late_rows, 1);
+    }
+
+    #[test]
+    fn state_survives_save_and_open_and_a_corrupt_file_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let engine = Engine::new(DetectionConfig::default());
+        feed(&engine, 1_000 * BUCKET, 40, 51.0);
+        engine.save(&path).unwrap();
+        let restored = Engine::open(DetectionConfig::default(), &path);
+        assert_eq!(
+            restored.models.lock().series.len(),
+            engine.models.lock().series.len()
+        );
+        // The restored models judge at once: no warm-up after a restart.
+        let found = feed(&restored, 1_041 * BUCKET, 0, 900.0);
+        assert!(
+            found.iter().any(|a| a.key.scope == "GET /cart"),
+            "{found:#?}"
+        );
+
+        std::fs::write(&path, b"{not json").unwrap();
+        let fresh = Engine::open(DetectionConfig::default(), &path);
+        assert!(fresh.models.lock().series.is_empty());
+        assert!(path.with_extension("corrupt").exists());
+    }
+}

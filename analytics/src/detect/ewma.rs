@@ -80,6 +80,21 @@ mod tests {
     }
 
     #[test]
+    fn variance_increase_is_found_and_clean_twin_is_quiet() {
+        let clean = flat(600, 20.0, 1.0, 5);
+        let wild = flat(600, 0.0, 6.0, 9);
+        let changed: Vec<f64> = clean
+            .iter()
+            .zip(&wild)
+            .enumerate()
+            .map(|(i, (c, w))| if i >= 400 { c + w } else { *c })
+            .collect();
+        let score = |v: &[f64]| max_score(&mut Scored::new(Ewma::new(0.05, 30)), v, 400, 430);
+        assert!(score(&changed) > 0.5, "{}", score(&changed));
+        assert!(score(&clean) < 0.3, "{}", score(&clean));
+    }
+
+    #[test]
     fn warms_up_first() {
         let mut d = Scored::new(Ewma::new(0.05, 30));
         assert!(d.observe(1.0).warming_up);

@@ -1,0 +1,87 @@
+//! `GET /api/v1/services` and `GET /api/v1/service-graph`: who is there and who calls whom,
+//! computed from the stored spans with SQL at request time (so always current).
+//!
+//! An edge is a parent span and its child span of the same trace in different services (a client
+//! span and the server span it caused, or a producer and its consumer). Its stats are the callee
+//! side's: calls, errors, mean and p99 duration.
+
+use std::time::Instant;
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::api::{ApiState, since_ns, to_json};
+use crate::error::ApiError;
+
+/// How far before a child a parent span may start and still be joined (a long-running parent).
+const PARENT_SLACK_NS: i64 = 300_000_000_000;
+
+/// `?since=` of both endpoints.
+#[derive(Deserialize)]
+pub(crate) struct Window {
+    /// RFC 3339 time, or a duration back from now such as `15m` [default: 1h].
+    since: Option<String>,
+}
+
+/// The SQL of the service graph over spans starting at or after `since` (ns).
+pub fn service_graph_sql(since: i64) -> String {
+    let parents = since.saturating_sub(PARENT_SLACK_NS);
+    format!(
+        "SELECT p.service_name AS caller, c.service_name AS callee, count(*) AS calls, \
+         sum(CASE WHEN c.status_code = 'ERROR' THEN 1 ELSE 0 END) AS errors, \
+         avg(c.duration_ns) / 1e6 AS avg_ms, \
+         approx_percentile_cont(c.duration_ns, 0.99) / 1e6 AS p99_ms \
+         FROM spans c JOIN spans p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id \
+         WHERE c.time >= to_timestamp_nanos({since}) AND p.time >= to_timestamp_nanos({parents}) \
+         AND c.service_name <> p.service_name \
+         GROUP BY p.service_name, c.service_name ORDER BY calls DESC, caller, callee"
+    )
+}
+
+/// The SQL of the service list: every service seen in any table, with span stats and anomalies.
+pub fn services_sql(since: i64) -> String {
+    let t = format!("time >= to_timestamp_nanos({since})");
+    format!(
+        "WITH names AS (SELECT DISTINCT service_name FROM spans WHERE {t} \
+           UNION SELECT DISTINCT service_name FROM logs WHERE {t} \
+           UNION SELECT DISTINCT service_name FROM metrics WHERE {t}), \
+         s AS (SELECT service_name, count(*) AS spans, \
+           sum(CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END) AS errors, \
+           approx_percentile_cont(duration_ns, 0.99) / 1e6 AS p99_ms FROM spans WHERE {t} \
+           GROUP BY service_name), \
+         a AS (SELECT service_name, count(*) AS anomalies, max(score) AS max_score FROM anomalies \
+           WHERE {t} GROUP BY service_name) \
+         SELECT n.service_name, coalesce(s.spans, 0) AS spans, coalesce(s.errors, 0) AS errors, \
+           s.p99_ms, coalesce(a.anomalies, 0) AS anomalies, a.max_score \
+         FROM names n LEFT JOIN s ON n.service_name = s.service_name \
+           LEFT JOIN a ON n.service_name = a.service_name ORDER BY n.service_name"
+    )
+}
+
+async fn answer(s: &ApiState, sql: String) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let out = s.query.query(&sql).await?;
+    let body = to_json(&out, started.elapsed().as_secs_f64() * 1e3)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `GET /api/v1/service-graph?since=`: rows of (caller, callee, calls, errors, avg_ms, p99_ms).
+pub(crate) async fn service_graph(
+    State(s): State<ApiState>,
+    Query(w): Query<Window>,
+) -> Result<Response, ApiError> {
+    let since = since_ns(w.since.as_deref())?;
+    answer(&s, service_graph_sql(since)).await
+}
+
+/// `GET /api/v1/services?since=`: rows of (service_name, spans, errors, p99_ms, anomalies,
+/// max_score).
+pub(crate) async fn services(
+    State(s): State<ApiState>,
+    Query(w): Query<Window>,
+) -> Result<Response, ApiError> {
+    let since = since_ns(w.since.as_deref())?;
+    answer(&s, services_sql(since)).await
+}
