@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use scry_analytics::QueryService;
 use scry_analytics::anomaly::{self, Engine};
+use scry_analytics::incident::{IncidentConfig, IncidentStore, Incidents};
 use scry_collector::receiver::{grpc, http};
 use scry_collector::{Ingest, Store, Telemetry};
 use scry_ui::ApiState;
@@ -64,6 +65,10 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         settings.query.clone(),
         &telemetry,
     )?);
+    let incident_store = Arc::new(
+        IncidentStore::open(&settings.store.data_dir.join("incidents.db"))
+            .context("opening the incident store")?,
+    );
     let templates = Arc::new(scry_analytics::logs::TemplateEnricher::default());
     let detect_dir = settings.store.data_dir.join("detect");
     std::fs::create_dir_all(&detect_dir)
@@ -93,7 +98,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
             .into_future(),
     );
     let api = scry_ui::router(ApiState {
-        query,
+        query: Arc::clone(&query),
+        incidents: Arc::clone(&incident_store),
         store: store.clone(),
         telemetry: Arc::clone(&telemetry),
         ready: Arc::clone(&ready),
@@ -109,10 +115,17 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         tokio::spawn(async move { store.run_background(rx).await })
     };
 
+    let incidents = Incidents::open(
+        IncidentConfig::default(),
+        Arc::clone(&incident_store),
+        Arc::clone(&query),
+    )
+    .context("reading open incidents")?;
     let detection = tokio::spawn(anomaly::run(
         engine,
         store.clone(),
         state_path,
+        Some(incidents),
         stop_rx.clone(),
     ));
 

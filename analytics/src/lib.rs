@@ -1,6 +1,6 @@
 //! scry's analytics: the DataFusion catalog over stored telemetry and the SQL query service;
 //! log template mining; derived series, detectors and continuous anomaly detection; and the
-//! evaluation harnesses. The service graph, incidents and RCA will live here too.
+//! evaluation harnesses; incidents with ranked root causes.
 
 pub mod anomaly;
 pub mod cancel;
@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod detect;
 pub mod error;
 pub mod eval;
+pub mod incident;
 pub mod logs;
 pub mod query;
 pub mod signals;

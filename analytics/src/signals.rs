@@ -94,7 +94,7 @@ impl SeriesKey {
 }
 
 /// What to show next to an anomaly so a person can look further.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Exemplar traces (slowest, failing).
     pub trace_ids: Vec<String>,

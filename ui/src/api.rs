@@ -1,5 +1,6 @@
 //! Routes of the API: `/api/v1/query`, `/api/v1/anomalies`, `/api/v1/services`,
-//! `/api/v1/service-graph` (in [`crate::graph`]), `/api/v1/status`,
+//! `/api/v1/service-graph` (in [`crate::graph`]), `/api/v1/incidents` (in [`crate::incidents`]),
+//! `/api/v1/status`,
 //! `/api/v1/admin/flush`, `/healthz`, `/readyz` and `/metrics`.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use scry_analytics::incident::IncidentStore;
 use scry_analytics::{QueryOutput, QueryService};
 use scry_collector::{Store, Telemetry};
 use serde::Deserialize;
@@ -28,6 +30,8 @@ pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 pub struct ApiState {
     /// The SQL service.
     pub query: Arc<QueryService>,
+    /// Incidents and their timelines.
+    pub incidents: Arc<IncidentStore>,
     /// The store, for status and flushes.
     pub store: Store,
     /// Self-metrics.
@@ -42,6 +46,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/query", post(query))
         .route("/api/v1/anomalies", get(anomalies))
         .route("/api/v1/services", get(crate::graph::services))
+        .route("/api/v1/incidents", get(crate::incidents::list))
+        .route("/api/v1/incidents/{id}", get(crate::incidents::get))
         .route("/api/v1/service-graph", get(crate::graph::service_graph))
         .route("/api/v1/status", get(status))
         .route("/api/v1/admin/flush", post(flush))

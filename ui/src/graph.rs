@@ -15,29 +15,11 @@ use serde::Deserialize;
 use crate::api::{ApiState, since_ns, to_json};
 use crate::error::ApiError;
 
-/// How far before a child a parent span may start and still be joined (a long-running parent).
-const PARENT_SLACK_NS: i64 = 300_000_000_000;
-
 /// `?since=` of both endpoints.
 #[derive(Deserialize)]
 pub(crate) struct Window {
     /// RFC 3339 time, or a duration back from now such as `15m` [default: 1h].
     since: Option<String>,
-}
-
-/// The SQL of the service graph over spans starting at or after `since` (ns).
-pub fn service_graph_sql(since: i64) -> String {
-    let parents = since.saturating_sub(PARENT_SLACK_NS);
-    format!(
-        "SELECT p.service_name AS caller, c.service_name AS callee, count(*) AS calls, \
-         sum(CASE WHEN c.status_code = 'ERROR' THEN 1 ELSE 0 END) AS errors, \
-         avg(c.duration_ns) / 1e6 AS avg_ms, \
-         approx_percentile_cont(c.duration_ns, 0.99) / 1e6 AS p99_ms \
-         FROM spans c JOIN spans p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id \
-         WHERE c.time >= to_timestamp_nanos({since}) AND p.time >= to_timestamp_nanos({parents}) \
-         AND c.service_name <> p.service_name \
-         GROUP BY p.service_name, c.service_name ORDER BY calls DESC, caller, callee"
-    )
 }
 
 /// The SQL of the service list: every service seen in any table, with span stats and anomalies.
@@ -73,7 +55,7 @@ pub(crate) async fn service_graph(
     Query(w): Query<Window>,
 ) -> Result<Response, ApiError> {
     let since = since_ns(w.since.as_deref())?;
-    answer(&s, service_graph_sql(since)).await
+    answer(&s, scry_analytics::incident::edges_sql(since)).await
 }
 
 /// `GET /api/v1/services?since=`: rows of (service_name, spans, errors, p99_ms, anomalies,

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod error;
 pub mod graph;
+pub mod incidents;
 
 pub use api::{ApiState, router};
 pub use error::ApiError;

@@ -350,12 +350,13 @@ impl Observer for Engine {
 }
 
 /// Runs detection cycles every `interval` until `stop` turns true: scores due buckets on a
-/// blocking thread, writes the anomalies to the store, and saves the state every `save_every`
-/// and on stop.
+/// blocking thread, writes the anomalies to the store, hands them to incident tracking, and saves
+/// the state every `save_every` and on stop.
 pub async fn run(
     engine: std::sync::Arc<Engine>,
     store: scry_collector::Store,
     state_path: PathBuf,
+    mut incidents: Option<crate::incident::Incidents>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(engine.config.interval);
@@ -368,8 +369,8 @@ pub async fn run(
         }
         let stopping = *stop.borrow();
         let e = std::sync::Arc::clone(&engine);
-        let Ok((rows, report)) = tokio::task::spawn_blocking(move || e.cycle(now_ns())).await
-        else {
+        let now = now_ns();
+        let Ok((rows, report)) = tokio::task::spawn_blocking(move || e.cycle(now)).await else {
             tracing::error!("detection cycle panicked");
             continue;
         };
@@ -382,6 +383,9 @@ pub async fn run(
             if let Err(e) = store.write(Table::Anomalies, super::to_batch(&rows)).await {
                 tracing::warn!(error = %e, dropped = rows.len(), "could not store anomalies");
             }
+        }
+        if let Some(incidents) = incidents.as_mut() {
+            incidents.update(now, rows).await;
         }
         if stopping || saved.elapsed() >= engine.config.save_every {
             let (e, path) = (std::sync::Arc::clone(&engine), state_path.clone());

@@ -12,7 +12,7 @@ use scry_collector::otlp::attributes::AttributesBuilder;
 use crate::signals::{Evidence, SeriesKey};
 
 /// One finding: a series that was anomalous in one bucket, or something seen for the first time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Anomaly {
     /// Start of the bucket (or the time of a first occurrence), ns since the epoch.
     pub time_ns: i64,

@@ -1,0 +1,214 @@
+//! Root-cause ranking of one incident's services.
+//!
+//! Each service's own evidence is the sum, over its five strongest anomalous series, of the
+//! series' best score times a weight for how directly that kind of series points at a cause
+//! (its own error logs, new templates, operation latency and errors: 1; metrics 0.7; the
+//! multivariate RED vector 0.5; traffic 0.3, since traffic changes travel from callers). Faults
+//! propagate to callers, so a service is discounted by its most anomalous callee:
+//! `S'(a) = min(S(a), min over anomalous callees b of S(a) - S(b))`, floored at 0. Ties go to the
+//! earlier onset, then the larger raw evidence. See docs/rca.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Graph;
+use crate::anomaly::Anomaly;
+use crate::signals::Signal;
+
+/// Series counted per service.
+const TOP_SERIES: usize = 5;
+
+/// One ranked root-cause candidate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Candidate {
+    /// The service.
+    pub service: String,
+    /// Score after the graph discount.
+    pub score: f64,
+    /// The service's own evidence before the discount.
+    pub raw: f64,
+    /// First anomaly of the service, ns since the epoch.
+    pub onset_ns: i64,
+    /// Its strongest series, `series (score)`, strongest first.
+    pub evidence: Vec<String>,
+    /// Exemplar traces from its anomalies.
+    pub trace_ids: Vec<String>,
+    /// Log templates from its anomalies.
+    pub template_ids: Vec<String>,
+    /// How the fault reached the incident's other services: this service, then its callers.
+    pub path: Vec<String>,
+}
+
+/// How directly an anomaly of this kind points at its own service as the cause.
+fn weight(a: &Anomaly) -> f64 {
+    match (a.key.signal, a.key.measure.as_str()) {
+        (Signal::Traces, "requests") => 0.3,
+        (Signal::Traces, "red") => 0.5,
+        (Signal::Traces, _) | (Signal::Logs, "new_template" | "error_logs") => 1.0,
+        (Signal::Logs, _) => 0.8,
+        (Signal::Metrics, _) => 0.7,
+    }
+}
+
+#[derive(Default)]
+struct Evidence {
+    series: BTreeMap<String, f64>,
+    onset: Option<i64>,
+    traces: BTreeSet<String>,
+    templates: BTreeSet<String>,
+}
+
+/// Ranks the services of `anomalies` as root causes, best first.
+pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
+    let mut by_service: BTreeMap<&str, Evidence> = BTreeMap::new();
+    for a in anomalies {
+        let e = by_service.entry(&a.key.service).or_default();
+        let s = e.series.entry(a.key.name()).or_default();
+        *s = s.max(a.score * weight(a));
+        e.onset = Some(e.onset.map_or(a.time_ns, |o| o.min(a.time_ns)));
+        e.traces
+            .extend(a.evidence.trace_ids.iter().take(3).cloned());
+        e.templates.extend(a.evidence.template_ids.iter().cloned());
+    }
+    let raw: BTreeMap<&str, f64> = by_service
+        .iter()
+        .map(|(s, e)| {
+            let mut scores: Vec<f64> = e.series.values().copied().collect();
+            scores.sort_by(|a, b| b.total_cmp(a));
+            (*s, scores.iter().take(TOP_SERIES).sum())
+        })
+        .collect();
+    let services: BTreeSet<String> = by_service.keys().map(|s| s.to_string()).collect();
+    let mut out: Vec<Candidate> = by_service
+        .into_iter()
+        .map(|(service, e)| {
+            let own = raw[service];
+            let worst_callee = graph
+                .callees(service)
+                .filter_map(|c| raw.get(c.as_str()).copied())
+                .fold(0.0_f64, f64::max);
+            let score = if worst_callee > 0.0 {
+                (own - worst_callee).max(0.0).min(own)
+            } else {
+                own
+            };
+            let mut series: Vec<(String, f64)> = e.series.into_iter().collect();
+            series.sort_by(|a, b| b.1.total_cmp(&a.1));
+            Candidate {
+                service: service.to_string(),
+                score,
+                raw: own,
+                onset_ns: e.onset.unwrap_or(0),
+                evidence: series
+                    .iter()
+                    .take(TOP_SERIES)
+                    .map(|(n, s)| format!("{n} ({s:.2})"))
+                    .collect(),
+                trace_ids: e.traces.into_iter().take(5).collect(),
+                template_ids: e.templates.into_iter().take(5).collect(),
+                path: graph.caller_chain(service, &services),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.onset_ns.cmp(&b.onset_ns))
+            .then(b.raw.total_cmp(&a.raw))
+            .then(a.service.cmp(&b.service))
+    });
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::incident::graph::Edge;
+    use crate::signals::{Evidence as Exemplars, SeriesKey};
+
+    pub(crate) fn anomaly(
+        service: &str,
+        signal: Signal,
+        measure: &str,
+        scope: &str,
+        t: i64,
+        score: f64,
+    ) -> Anomaly {
+        Anomaly {
+            time_ns: t,
+            width_ns: 10,
+            key: SeriesKey {
+                service: service.into(),
+                signal,
+                measure: measure.into(),
+                scope: scope.into(),
+            },
+            observed: 1.0,
+            expected: Some(0.0),
+            lower: None,
+            upper: None,
+            score,
+            detector: "ewma".into(),
+            evidence: Exemplars::default(),
+        }
+    }
+
+    pub(crate) fn chain() -> Graph {
+        let e = |a: &str, b: &str| Edge {
+            caller: a.into(),
+            callee: b.into(),
+            calls: 1.0,
+            errors: 0.0,
+        };
+        Graph::from_edges(&[
+            e("web", "checkout"),
+            e("checkout", "payment"),
+            e("checkout", "cart"),
+        ])
+    }
+
+    #[test]
+    fn the_callee_that_broke_outranks_the_callers_that_waited_on_it() {
+        // payment is slow and logs errors; checkout and web see the latency through their calls.
+        let anomalies = vec![
+            anomaly(
+                "payment",
+                Signal::Traces,
+                "latency_p99",
+                "POST /pay",
+                20,
+                0.99,
+            ),
+            anomaly("payment", Signal::Logs, "error_logs", "", 20, 0.95),
+            anomaly(
+                "checkout",
+                Signal::Traces,
+                "latency_p99",
+                "POST /checkout",
+                30,
+                0.99,
+            ),
+            anomaly(
+                "checkout",
+                Signal::Traces,
+                "latency_p95",
+                "POST /checkout",
+                30,
+                0.97,
+            ),
+            anomaly(
+                "checkout",
+                Signal::Traces,
+                "latency_p50",
+                "POST /checkout",
+                30,
+                0.9,
+            ),
+            anomaly("web", Signal::Traces, "latency_p99", "GET /", 30, 0.98),
+            anomaly("web", Signal::Traces, "requests", "GET /", 30, 0.9),
+        ];
+        let ranked = rank(&anomalies, &chain());
+        assert_eq!(ranked[0].service, "payment", "{ranked:#?}");
+        assert_eq!(ranked[0].path, ["payment", "checkout", "web"]);
+        assert!(ranked[0].evidence[0].starts_with("latency_p99{POST /pay}"));
+    }
+}

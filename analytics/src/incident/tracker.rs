@@ -1,0 +1,392 @@
+//! Opening, growing and resolving incidents from a stream of anomalies.
+
+use std::collections::BTreeSet;
+
+use super::{Candidate, Graph, rank};
+use crate::anomaly::Anomaly;
+
+/// Settings of the [`Tracker`].
+#[derive(Debug, Clone)]
+pub struct IncidentConfig {
+    /// An anomaly joins evidence at most this long after it, ns.
+    pub merge_gap_ns: i64,
+    /// An incident resolves after this long without new evidence, ns.
+    pub resolve_after_ns: i64,
+    /// An incident opens only with an anomaly scoring at least this ...
+    pub open_score: f64,
+    /// ... among at least this many distinct anomalous series.
+    pub open_series: usize,
+    /// Anomalies kept per incident (the first ones, which carry the onset, and the strongest).
+    pub max_evidence: usize,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        Self {
+            merge_gap_ns: 120_000_000_000,
+            resolve_after_ns: 300_000_000_000,
+            open_score: 0.8,
+            open_series: 2,
+            max_evidence: 1000,
+        }
+    }
+}
+
+/// One incident.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Incident {
+    /// Sequential id.
+    pub id: u64,
+    /// First evidence, ns since the epoch.
+    pub opened_ns: i64,
+    /// Latest evidence.
+    pub updated_ns: i64,
+    /// When it resolved, if it did.
+    pub resolved_ns: Option<i64>,
+    /// Services with anomalies in it.
+    pub services: BTreeSet<String>,
+    /// Its anomalies (up to `max_evidence`).
+    pub anomalies: Vec<Anomaly>,
+    /// Root-cause candidates, best first.
+    pub ranking: Vec<Candidate>,
+}
+
+impl Incident {
+    /// The best candidate, if any.
+    pub fn top(&self) -> Option<&Candidate> {
+        self.ranking.first()
+    }
+
+    fn related(&self, a: &Anomaly, graph: &Graph, gap: i64) -> bool {
+        a.time_ns <= self.updated_ns + gap
+            && a.time_ns + gap >= self.opened_ns
+            && (self.services.contains(&a.key.service)
+                || self
+                    .services
+                    .iter()
+                    .any(|s| graph.adjacent(s, &a.key.service))
+                || shares_trace(&self.anomalies, a))
+    }
+
+    fn absorb(&mut self, a: Anomaly, max: usize) {
+        self.opened_ns = self.opened_ns.min(a.time_ns);
+        self.updated_ns = self.updated_ns.max(a.time_ns);
+        self.services.insert(a.key.service.clone());
+        if self.anomalies.len() < max {
+            self.anomalies.push(a);
+        }
+    }
+}
+
+fn shares_trace(group: &[Anomaly], a: &Anomaly) -> bool {
+    !a.evidence.trace_ids.is_empty()
+        && group.iter().any(|g| {
+            g.evidence
+                .trace_ids
+                .iter()
+                .any(|t| a.evidence.trace_ids.contains(t))
+        })
+}
+
+/// What happened to an incident in one update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// It opened.
+    Opened(u64),
+    /// It got new evidence.
+    Updated(u64),
+    /// It resolved.
+    Resolved(u64),
+}
+
+impl Change {
+    /// The incident it is about.
+    pub fn id(self) -> u64 {
+        match self {
+            Change::Opened(id) | Change::Updated(id) | Change::Resolved(id) => id,
+        }
+    }
+
+    /// `opened`, `updated` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Opened(_) => "opened",
+            Change::Updated(_) => "updated",
+            Change::Resolved(_) => "resolved",
+        }
+    }
+}
+
+/// Groups anomalies into incidents; see the module docs.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    config: IncidentConfig,
+    open: Vec<Incident>,
+    pending: Vec<Anomaly>,
+    next_id: u64,
+}
+
+impl Tracker {
+    /// A tracker with no incidents whose ids start after `last_id`.
+    pub fn new(config: IncidentConfig, last_id: u64) -> Self {
+        Self::restore(config, last_id, Vec::new())
+    }
+
+    /// A tracker continuing `open` incidents (e.g. read back after a restart).
+    pub fn restore(config: IncidentConfig, last_id: u64, open: Vec<Incident>) -> Self {
+        Self {
+            config,
+            open,
+            pending: Vec::new(),
+            next_id: last_id + 1,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &IncidentConfig {
+        &self.config
+    }
+
+    /// Whether an update can change anything without new anomalies (something to resolve or
+    /// pending anomalies to expire).
+    pub fn idle(&self) -> bool {
+        self.open.is_empty() && self.pending.is_empty()
+    }
+
+    /// Open incidents.
+    pub fn open(&self) -> &[Incident] {
+        &self.open
+    }
+
+    /// Folds in a cycle's anomalies at `now_ns`; returns what changed and every incident that
+    /// changed (resolved ones are no longer open afterwards).
+    pub fn update(
+        &mut self,
+        now_ns: i64,
+        anomalies: Vec<Anomaly>,
+        graph: &Graph,
+    ) -> Vec<(Change, Incident)> {
+        let gap = self.config.merge_gap_ns;
+        let mut touched: BTreeSet<u64> = BTreeSet::new();
+        for a in anomalies {
+            let homes: Vec<usize> = (0..self.open.len())
+                .filter(|i| self.open[*i].related(&a, graph, gap))
+                .collect();
+            match homes.split_first() {
+                Some((first, rest)) => {
+                    // One anomaly linking two incidents makes them one.
+                    for i in rest.iter().rev() {
+                        let other = self.open.remove(*i);
+                        for b in other.anomalies {
+                            self.open[*first].absorb(b, self.config.max_evidence);
+                        }
+                    }
+                    touched.insert(self.open[*first].id);
+                    self.open[*first].absorb(a, self.config.max_evidence);
+                }
+                None => self.pending.push(a),
+            }
+        }
+        let mut changes = Vec::new();
+        self.pending.retain(|a| a.time_ns + gap >= now_ns);
+        for group in self.pending_groups(graph) {
+            let opened = self.open_incident(group);
+            changes.push(Change::Opened(opened));
+            touched.remove(&opened);
+        }
+        for inc in &mut self.open {
+            let opened = changes.contains(&Change::Opened(inc.id));
+            if opened || touched.contains(&inc.id) {
+                inc.ranking = rank(&inc.anomalies, graph);
+            }
+            if touched.contains(&inc.id) {
+                changes.push(Change::Updated(inc.id));
+            }
+        }
+        let mut out: Vec<(Change, Incident)> = changes
+            .into_iter()
+            .map(|c| {
+                let inc = self
+                    .open
+                    .iter()
+                    .find(|i| i.id == c.id())
+                    .expect("open")
+                    .clone();
+                (c, inc)
+            })
+            .collect();
+        let resolve_after = self.config.resolve_after_ns;
+        let (done, still): (Vec<Incident>, Vec<Incident>) = self
+            .open
+            .drain(..)
+            .partition(|i| now_ns - i.updated_ns >= resolve_after);
+        self.open = still;
+        for mut inc in done {
+            inc.resolved_ns = Some(now_ns);
+            out.push((Change::Resolved(inc.id), inc));
+        }
+        out
+    }
+
+    /// Connected groups of pending anomalies that are enough to open an incident; removes them.
+    fn pending_groups(&mut self, graph: &Graph) -> Vec<Vec<Anomaly>> {
+        let gap = self.config.merge_gap_ns;
+        let mut groups: Vec<Vec<Anomaly>> = Vec::new();
+        for a in std::mem::take(&mut self.pending) {
+            let linked = |g: &Vec<Anomaly>| {
+                g.iter().any(|b| {
+                    (a.time_ns - b.time_ns).abs() <= gap
+                        && (b.key.service == a.key.service
+                            || graph.adjacent(&b.key.service, &a.key.service)
+                            || shares_trace(std::slice::from_ref(b), &a))
+                })
+            };
+            let homes: Vec<usize> = (0..groups.len()).filter(|i| linked(&groups[*i])).collect();
+            match homes.split_first() {
+                Some((first, rest)) => {
+                    for i in rest.iter().rev() {
+                        let other = groups.remove(*i);
+                        groups[*first].extend(other);
+                    }
+                    groups[*first].push(a);
+                }
+                None => groups.push(vec![a]),
+            }
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| {
+            let series: BTreeSet<(&str, String)> = g
+                .iter()
+                .map(|a| (a.key.service.as_str(), a.key.name()))
+                .collect();
+            series.len() >= self.config.open_series
+                && g.iter().any(|a| a.score >= self.config.open_score)
+        });
+        self.pending = waiting.into_iter().flatten().collect();
+        ready
+    }
+
+    fn open_incident(&mut self, mut group: Vec<Anomaly>) -> u64 {
+        group.sort_by_key(|a| a.time_ns);
+        let id = self.next_id;
+        self.next_id += 1;
+        let first = group[0].time_ns;
+        let mut inc = Incident {
+            id,
+            opened_ns: first,
+            updated_ns: first,
+            resolved_ns: None,
+            services: BTreeSet::new(),
+            anomalies: Vec::new(),
+            ranking: Vec::new(),
+        };
+        for a in group {
+            inc.absorb(a, self.config.max_evidence);
+        }
+        self.open.push(inc);
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::Edge;
+    use crate::incident::rank::tests::{anomaly, chain};
+    use crate::signals::Signal;
+
+    const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn a_cascade_is_one_incident_and_unrelated_faults_are_two() {
+        let mut t = Tracker::new(IncidentConfig::default(), 0);
+        let mut edges = vec![];
+        for (a, b) in [
+            ("web", "checkout"),
+            ("checkout", "payment"),
+            ("search", "index"),
+        ] {
+            edges.push(Edge {
+                caller: a.into(),
+                callee: b.into(),
+                calls: 1.0,
+                errors: 0.0,
+            });
+        }
+        let g = Graph::from_edges(&edges);
+        let first = vec![
+            anomaly(
+                "payment",
+                Signal::Traces,
+                "latency_p99",
+                "POST /pay",
+                100 * S,
+                0.99,
+            ),
+            anomaly("payment", Signal::Logs, "error_logs", "", 100 * S, 0.9),
+            anomaly(
+                "index",
+                Signal::Traces,
+                "error_rate",
+                "GET /q",
+                105 * S,
+                0.95,
+            ),
+            anomaly("index", Signal::Logs, "new_template", "abc", 105 * S, 0.9),
+        ];
+        let changes = t.update(110 * S, first, &g);
+        let opened: Vec<_> = changes
+            .iter()
+            .filter(|(c, _)| matches!(c, Change::Opened(_)))
+            .collect();
+        assert_eq!(opened.len(), 2, "{changes:#?}");
+        // The fault spreads to callers: same incident, updated, payment still on top.
+        let later = vec![
+            anomaly(
+                "checkout",
+                Signal::Traces,
+                "latency_p99",
+                "POST /checkout",
+                120 * S,
+                0.99,
+            ),
+            anomaly("web", Signal::Traces, "latency_p99", "GET /", 130 * S, 0.99),
+        ];
+        let changes = t.update(135 * S, later, &g);
+        assert_eq!(changes.len(), 1, "{changes:#?}");
+        let (change, inc) = &changes[0];
+        assert!(matches!(change, Change::Updated(_)));
+        assert_eq!(inc.services.len(), 3);
+        assert_eq!(inc.top().unwrap().service, "payment");
+        assert_eq!(t.open().len(), 2);
+        // Quiet for longer than resolve_after: both resolve.
+        let changes = t.update(
+            135 * S + IncidentConfig::default().resolve_after_ns,
+            vec![],
+            &g,
+        );
+        assert_eq!(
+            changes
+                .iter()
+                .filter(|(c, _)| matches!(c, Change::Resolved(_)))
+                .count(),
+            2
+        );
+        assert!(t.open().is_empty());
+    }
+
+    #[test]
+    fn one_odd_value_does_not_open_an_incident() {
+        let mut t = Tracker::new(IncidentConfig::default(), 0);
+        let lone = vec![anomaly(
+            "cart",
+            Signal::Traces,
+            "latency_p99",
+            "GET /cart",
+            10 * S,
+            0.99,
+        )];
+        assert!(t.update(11 * S, lone, &chain()).is_empty());
+        assert!(t.open().is_empty());
+    }
+}
