@@ -14,6 +14,8 @@ pub enum EvalCommand {
     Loghub(LoghubArgs),
     /// Anomaly detection on NAB series: the NAB score under its three profiles.
     Nab(NabArgs),
+    /// Root-cause ranking on the simulated system with injected faults, in accelerated time.
+    Rca(crate::eval_rca::RcaArgs),
 }
 
 /// Arguments of `scry eval nab`.
@@ -93,6 +95,10 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
         EvalCommand::Loghub(args) => run_loghub(args),
         EvalCommand::Nab(args) => run_nab(args),
+        EvalCommand::Rca(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::eval_rca::run(args)),
     }
 }
 

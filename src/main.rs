@@ -2,7 +2,9 @@
 
 mod bench;
 mod config;
+mod demo;
 mod eval_cmd;
+mod eval_rca;
 mod query_cmd;
 mod serve;
 
@@ -20,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the daemon: OTLP receivers, storage, SQL API.
     Serve(Box<config::ServeArgs>),
+    /// Run the daemon with a simulated microservice system and injected faults.
+    Demo(Box<demo::DemoArgs>),
     /// Run a SQL query against a running daemon and print the result.
     Query(query_cmd::QueryArgs),
     /// Measure accuracy on public labelled data.
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
             let settings = config::Settings::resolve(*args)?;
             runtime.block_on(serve::run(settings))
         }
+        Command::Demo(args) => runtime.block_on(demo::run(*args)),
         Command::Query(args) => runtime.block_on(query_cmd::run(args)),
         Command::Bench(cmd) => runtime.block_on(bench::run(cmd)),
         Command::Eval(cmd) => eval_cmd::run(cmd),

@@ -34,7 +34,8 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     }
 }
 
-async fn termination() {
+/// Resolves on SIGINT or SIGTERM.
+pub async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -50,7 +51,15 @@ async fn termination() {
 }
 
 /// Runs the daemon until a termination signal.
-pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    run_until(settings, termination()).await
+}
+
+/// Runs the daemon until `shutdown` resolves, then drains and flushes.
+pub async fn run_until(
+    mut settings: Settings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let dir = &settings.store.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
     settings.store.data_dir = dir
@@ -139,7 +148,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     );
 
     tokio::select! {
-        _ = termination() => tracing::info!("shutting down"),
+        _ = shutdown => tracing::info!("shutting down"),
         r = grpc_task => anyhow::bail!("OTLP/gRPC server stopped: {r:?}"),
     }
     ready.store(false, Ordering::Relaxed);

@@ -15,7 +15,7 @@ pub mod store;
 pub mod tracker;
 
 pub use graph::{Edge, Graph, edges_sql};
-pub use live::Incidents;
+pub use live::{GRAPH_WINDOW_NS, Incidents, load_graph};
 pub use rank::{Candidate, rank};
 pub use store::{IncidentStore, StoreError};
 pub use tracker::{Change, Incident, IncidentConfig, Tracker};

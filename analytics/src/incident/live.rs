@@ -11,8 +11,45 @@ use super::{Change, Edge, Graph, IncidentConfig, IncidentStore, StoreError, Trac
 use crate::QueryService;
 use crate::anomaly::Anomaly;
 
-/// How far back the graph is read when anomalies arrive.
-const GRAPH_WINDOW_NS: i64 = 15 * 60 * 1_000_000_000;
+/// The service graph of spans since `since_ns`, read with [`edges_sql`]; empty if the query
+/// fails (grouping then falls back to same-service and shared-trace links).
+pub async fn load_graph(query: &QueryService, since_ns: i64) -> Graph {
+    match query.query(&edges_sql(since_ns)).await {
+        Ok(out) => {
+            let mut edges = Vec::new();
+            for b in &out.batches {
+                let (Some(caller), Some(callee)) = (
+                    b.column(0).as_string_opt::<i32>(),
+                    b.column(1).as_string_opt::<i32>(),
+                ) else {
+                    continue;
+                };
+                let calls = b.column(2).as_primitive_opt::<Int64Type>();
+                let errors = b.column(3).as_primitive_opt::<Int64Type>();
+                let n = |c: Option<&arrow::array::Int64Array>, i: usize| {
+                    c.filter(|c| c.is_valid(i))
+                        .map_or(0.0, |c| c.value(i) as f64)
+                };
+                for i in 0..b.num_rows() {
+                    edges.push(Edge {
+                        caller: caller.value(i).to_string(),
+                        callee: callee.value(i).to_string(),
+                        calls: n(calls, i),
+                        errors: n(errors, i),
+                    });
+                }
+            }
+            Graph::from_edges(&edges)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the service graph");
+            Graph::default()
+        }
+    }
+}
+
+/// How far back the graph is read when anomalies arrive, ns.
+pub const GRAPH_WINDOW_NS: i64 = 15 * 60 * 1_000_000_000;
 
 /// The daemon's incident tracking.
 pub struct Incidents {
@@ -40,43 +77,6 @@ impl Incidents {
         })
     }
 
-    /// The current service graph, from the last 15 minutes of spans; empty if the query fails
-    /// (grouping then falls back to same-service and shared-trace links).
-    async fn graph(&self, now_ns: i64) -> Graph {
-        match self.query.query(&edges_sql(now_ns - GRAPH_WINDOW_NS)).await {
-            Ok(out) => {
-                let mut edges = Vec::new();
-                for b in &out.batches {
-                    let (Some(caller), Some(callee)) = (
-                        b.column(0).as_string_opt::<i32>(),
-                        b.column(1).as_string_opt::<i32>(),
-                    ) else {
-                        continue;
-                    };
-                    let calls = b.column(2).as_primitive_opt::<Int64Type>();
-                    let errors = b.column(3).as_primitive_opt::<Int64Type>();
-                    for i in 0..b.num_rows() {
-                        let n = |c: Option<&arrow::array::Int64Array>| {
-                            c.filter(|c| c.is_valid(i))
-                                .map_or(0.0, |c| c.value(i) as f64)
-                        };
-                        edges.push(Edge {
-                            caller: caller.value(i).to_string(),
-                            callee: callee.value(i).to_string(),
-                            calls: n(calls),
-                            errors: n(errors),
-                        });
-                    }
-                }
-                Graph::from_edges(&edges)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the service graph");
-                Graph::default()
-            }
-        }
-    }
-
     /// Folds in one cycle's anomalies at `now_ns`; stores and logs every change.
     pub async fn update(&mut self, now_ns: i64, anomalies: Vec<Anomaly>) {
         if anomalies.is_empty() && self.tracker.idle() {
@@ -85,7 +85,7 @@ impl Incidents {
         let graph = if anomalies.is_empty() {
             Graph::default()
         } else {
-            self.graph(now_ns).await
+            load_graph(&self.query, now_ns - GRAPH_WINDOW_NS).await
         };
         for (change, incident) in self.tracker.update(now_ns, anomalies, &graph) {
             if let Err(e) = self.store.record(change, &incident) {
