@@ -39,7 +39,7 @@ pub struct Candidate {
 }
 
 /// How directly an anomaly of this kind points at its own service as the cause.
-fn weight(a: &Anomaly) -> f64 {
+pub(crate) fn weight(a: &Anomaly) -> f64 {
     match (a.key.signal, a.key.measure.as_str()) {
         (Signal::Traces, "requests") => 0.3,
         (Signal::Traces, "red") => 0.5,

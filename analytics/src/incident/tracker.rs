@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use super::rank::weight;
 use super::{Candidate, Graph, rank};
 use crate::anomaly::Anomaly;
 
@@ -12,7 +13,9 @@ pub struct IncidentConfig {
     pub merge_gap_ns: i64,
     /// An incident resolves after this long without new evidence, ns.
     pub resolve_after_ns: i64,
-    /// An incident opens only with an anomaly scoring at least this ...
+    /// An incident opens only with an anomaly whose score times its kind's weight (see
+    /// [`rank`](super::rank)) is at least this — so traffic shifts or the multivariate model alone
+    /// (weights 0.3, 0.5) never open one — ...
     pub open_score: f64,
     /// ... among at least this many distinct anomalous series.
     pub open_series: usize,
@@ -25,7 +28,7 @@ impl Default for IncidentConfig {
         Self {
             merge_gap_ns: 120_000_000_000,
             resolve_after_ns: 300_000_000_000,
-            open_score: 0.8,
+            open_score: 0.7,
             open_series: 2,
             max_evidence: 1000,
         }
@@ -260,7 +263,7 @@ impl Tracker {
                 .map(|a| (a.key.service.as_str(), a.key.name()))
                 .collect();
             series.len() >= self.config.open_series
-                && g.iter().any(|a| a.score >= self.config.open_score)
+                && g.iter().any(|a| a.score * weight(a) >= self.config.open_score)
         });
         self.pending = waiting.into_iter().flatten().collect();
         ready
@@ -373,6 +376,18 @@ mod tests {
             2
         );
         assert!(t.open().is_empty());
+    }
+
+    #[test]
+    fn traffic_shifts_alone_do_not_open_an_incident() {
+        let mut t = Tracker::new(IncidentConfig::default(), 0);
+        let traffic = vec![
+            anomaly("web", Signal::Traces, "requests", "GET /", 10 * S, 0.99),
+            anomaly("web", Signal::Traces, "requests", "", 10 * S, 0.99),
+            anomaly("checkout", Signal::Traces, "requests", "", 10 * S, 0.99),
+            anomaly("checkout", Signal::Traces, "red", "", 10 * S, 0.99),
+        ];
+        assert!(t.update(11 * S, traffic, &chain()).is_empty());
     }
 
     #[test]
