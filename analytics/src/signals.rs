@@ -255,22 +255,6 @@ impl Aggregator {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &SignalConfig {
-        &self.config
-    }
-
-    /// Series tracked now (count series plus those with rows in open buckets).
-    pub fn series(&self) -> usize {
-        self.counted.len().max(
-            self.open
-                .values()
-                .map(|b| b.spans.series() + b.logs.series() + b.metrics.series())
-                .max()
-                .unwrap_or(0),
-        )
-    }
-
     /// Folds a stored batch of `table` into its buckets. `now_ns` bounds how far in the future
     /// a row may be.
     pub fn observe(&mut self, table: Table, batch: &RecordBatch, now_ns: i64) {
@@ -344,7 +328,7 @@ impl Aggregator {
         let before = points.len();
         bucket.spans.close(start, min_latency, points);
         bucket.logs.close(start, points);
-        bucket.metrics.close(start, self.config.bucket, points);
+        bucket.metrics.close(start, points);
         let mut present = HashSet::new();
         for p in &points[before..] {
             if p.kind == Kind::Count {
@@ -357,21 +341,14 @@ impl Aggregator {
             points.push(Point {
                 key: key.clone(),
                 kind: Kind::Count,
-                direction: zero_fill_direction(key),
+                // The series already has a model, which keeps the direction of its first point.
+                direction: Direction::Both,
                 bucket_ns: start,
                 value: 0.0,
                 weight: 1.0,
                 evidence: Evidence::default(),
             });
         }
-    }
-}
-
-/// The direction of a count series, which its points carry; recomputed for zero-filled ones.
-fn zero_fill_direction(key: &SeriesKey) -> Direction {
-    match key.signal {
-        Signal::Logs if key.measure == logs::ERROR_LOGS => Direction::Up,
-        _ => Direction::Both,
     }
 }
 

@@ -189,8 +189,13 @@ async fn anomalies(
         sql.push_str(&format!(" AND signal = {}", literal(signal)));
     }
     sql.push_str(&format!(" ORDER BY time DESC, score DESC LIMIT {limit}"));
+    sql_json(&s, &sql).await
+}
+
+/// Runs `sql` and answers with its JSON result (the shape of `/api/v1/query`).
+pub(crate) async fn sql_json(s: &ApiState, sql: &str) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let out = s.query.query(&sql).await?;
+    let out = s.query.query(sql).await?;
     let body = to_json(&out, started.elapsed().as_secs_f64() * 1e3)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -220,7 +225,7 @@ pub fn to_arrow_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u
 
 /// `{"columns": [...], "rows": [{...}], "row_count": n, "elapsed_ms": t}`; rows are written by
 /// arrow-json straight into the body rather than through an intermediate JSON tree.
-pub(crate) fn to_json(out: &QueryOutput, elapsed_ms: f64) -> Result<Vec<u8>, ApiError> {
+fn to_json(out: &QueryOutput, elapsed_ms: f64) -> Result<Vec<u8>, ApiError> {
     let columns: Vec<_> = out
         .schema
         .fields()

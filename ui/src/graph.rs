@@ -5,14 +5,11 @@
 //! span and the server span it caused, or a producer and its consumer). Its stats are the callee
 //! side's: calls, errors, mean and p99 duration.
 
-use std::time::Instant;
-
 use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
-use crate::api::{ApiState, since_ns, to_json};
+use crate::api::{ApiState, since_ns, sql_json};
 use crate::error::ApiError;
 
 /// `?since=` of both endpoints.
@@ -42,20 +39,13 @@ pub fn services_sql(since: i64) -> String {
     )
 }
 
-async fn answer(s: &ApiState, sql: String) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let out = s.query.query(&sql).await?;
-    let body = to_json(&out, started.elapsed().as_secs_f64() * 1e3)?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
 /// `GET /api/v1/service-graph?since=`: rows of (caller, callee, calls, errors, avg_ms, p99_ms).
 pub(crate) async fn service_graph(
     State(s): State<ApiState>,
     Query(w): Query<Window>,
 ) -> Result<Response, ApiError> {
     let since = since_ns(w.since.as_deref())?;
-    answer(&s, scry_analytics::incident::edges_sql(since)).await
+    sql_json(&s, &scry_analytics::incident::edges_sql(since)).await
 }
 
 /// `GET /api/v1/services?since=`: rows of (service_name, spans, errors, p99_ms, anomalies,
@@ -65,5 +55,5 @@ pub(crate) async fn services(
     Query(w): Query<Window>,
 ) -> Result<Response, ApiError> {
     let since = since_ns(w.since.as_deref())?;
-    answer(&s, services_sql(since)).await
+    sql_json(&s, &services_sql(since)).await
 }

@@ -157,11 +157,6 @@ impl Engine {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &DetectionConfig {
-        &self.config
-    }
-
     /// Saves the state to `path` atomically (temp file, fsync, rename).
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let saved = {

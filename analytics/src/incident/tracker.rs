@@ -146,11 +146,6 @@ impl Tracker {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &IncidentConfig {
-        &self.config
-    }
-
     /// Whether an update can change anything without new anomalies (something to resolve or
     /// pending anomalies to expire).
     pub fn idle(&self) -> bool {
@@ -263,7 +258,8 @@ impl Tracker {
                 .map(|a| (a.key.service.as_str(), a.key.name()))
                 .collect();
             series.len() >= self.config.open_series
-                && g.iter().any(|a| a.score * weight(a) >= self.config.open_score)
+                && g.iter()
+                    .any(|a| a.score * weight(a) >= self.config.open_score)
         });
         self.pending = waiting.into_iter().flatten().collect();
         ready

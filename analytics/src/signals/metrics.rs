@@ -3,7 +3,6 @@
 //! its data point attributes.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use arrow::array::{
     Array, AsArray, BooleanArray, Float64Array, ListArray, MapArray, StringArray, UInt64Array,
@@ -108,6 +107,20 @@ impl<'a> Columns<'a> {
             .join(",")
     }
 
+    /// The row as a sample of a cumulative series, to compare with the previous one.
+    fn sample(&self, row: usize, value: f64, buckets: Vec<u64>) -> Previous {
+        Previous {
+            time_ns: self.time[row],
+            start_ns: if self.start.is_valid(row) {
+                self.start.value(row)
+            } else {
+                0
+            },
+            value,
+            buckets,
+        }
+    }
+
     fn cumulative(&self, row: usize) -> bool {
         self.temporality.is_valid(row) && self.temporality.value(row) == "cumulative"
     }
@@ -119,6 +132,11 @@ impl<'a> Columns<'a> {
         }
         list.value(row).as_primitive::<T>().values().to_vec()
     }
+}
+
+/// Key of a cumulative series' previous sample.
+fn series_id(service: &str, name: &str, scope: &str) -> String {
+    format!("{service}\u{1}{name}\u{1}{scope}")
 }
 
 /// The value at quantile `q` of a histogram with `bounds` and per-bucket `counts`, linearly
@@ -149,11 +167,6 @@ fn histogram_quantile(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
 }
 
 impl BucketMetrics {
-    /// Series this bucket would report.
-    pub(crate) fn series(&self) -> usize {
-        self.series.len()
-    }
-
     pub(crate) fn observe(
         &mut self,
         batch: &RecordBatch,
@@ -175,8 +188,8 @@ impl BucketMetrics {
                     .then(|| (name.to_string(), Kind::Gauge, cols.value.value(row)))
                     .into_iter()
                     .collect(),
-                "sum" => self.sum(&cols, row, name, service, &scope, previous),
-                "histogram" => self.histogram(&cols, row, name, service, &scope, previous),
+                "sum" => Self::sum(&cols, row, name, service, &scope, previous),
+                "histogram" => Self::histogram(&cols, row, name, service, &scope, previous),
                 _ => Vec::new(),
             };
             for (measure, kind, value) in values {
@@ -239,7 +252,6 @@ impl BucketMetrics {
     }
 
     fn sum(
-        &mut self,
         cols: &Columns<'_>,
         row: usize,
         name: &str,
@@ -258,17 +270,8 @@ impl BucketMetrics {
         if !monotonic {
             return vec![(name.to_string(), Kind::Gauge, value)];
         }
-        let now = Previous {
-            time_ns: cols.time[row],
-            start_ns: if cols.start.is_valid(row) {
-                cols.start.value(row)
-            } else {
-                0
-            },
-            value,
-            buckets: Vec::new(),
-        };
-        Self::delta(prev, format!("{service}\u{1}{name}\u{1}{scope}"), now)
+        let now = cols.sample(row, value, Vec::new());
+        Self::delta(prev, series_id(service, name, scope), now)
             .filter(|(_, _, secs)| *secs > 0.0)
             .map(|(d, _, secs)| (format!("{name}:rate"), Kind::Gauge, d / secs))
             .into_iter()
@@ -276,7 +279,6 @@ impl BucketMetrics {
     }
 
     fn histogram(
-        &mut self,
         cols: &Columns<'_>,
         row: usize,
         name: &str,
@@ -292,17 +294,8 @@ impl BucketMetrics {
             0.0
         };
         let (delta_count, delta_buckets) = if cols.cumulative(row) {
-            let now = Previous {
-                time_ns: cols.time[row],
-                start_ns: if cols.start.is_valid(row) {
-                    cols.start.value(row)
-                } else {
-                    0
-                },
-                value: count,
-                buckets: counts,
-            };
-            match Self::delta(prev, format!("{service}\u{1}{name}\u{1}{scope}"), now) {
+            let now = cols.sample(row, count, counts);
+            match Self::delta(prev, series_id(service, name, scope), now) {
                 Some((d, b, _)) => (d, b),
                 None => return Vec::new(),
             }
@@ -317,7 +310,7 @@ impl BucketMetrics {
     }
 
     /// Emits the bucket's points: the mean of each series' values in the bucket.
-    pub(crate) fn close(self, start: i64, _width: Duration, points: &mut Vec<Point>) {
+    pub(crate) fn close(self, start: i64, points: &mut Vec<Point>) {
         for ((service, measure, scope), agg) in self.series {
             points.push(Point {
                 key: SeriesKey {

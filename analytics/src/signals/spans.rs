@@ -111,11 +111,6 @@ impl<'a> Columns<'a> {
 }
 
 impl BucketSpans {
-    /// Series this bucket would report.
-    pub(crate) fn series(&self) -> usize {
-        (self.operations + self.services.len()) * 5
-    }
-
     pub(crate) fn observe(
         &mut self,
         batch: &RecordBatch,
@@ -129,6 +124,12 @@ impl BucketSpans {
         for &row in rows {
             let service = cols.service.value(row);
             let operation = cols.name.value(row);
+            let time = cols.time[row];
+            if !self.services.contains_key(service) {
+                // Recorded once per service and bucket, not per span.
+                novelty.settled(service, time);
+                self.services.insert(service.to_string(), HashMap::new());
+            }
             let Some(agg) = self.operation(service, operation, room) else {
                 continue;
             };
@@ -138,8 +139,6 @@ impl BucketSpans {
             if agg.slowest.as_ref().is_none_or(|(d, _)| duration > *d) {
                 agg.slowest = Some((duration, cols.trace_id.value(row).to_string()));
             }
-            let time = cols.time[row];
-            let settled = novelty.settled(service, time);
             let Some(code) = cols.error_code(row) else {
                 continue;
             };
@@ -148,7 +147,8 @@ impl BucketSpans {
             if agg.failing.len() < ERROR_EXEMPLARS {
                 agg.failing.push(trace.to_string());
             }
-            if novelty.first_error_code(service, operation, &code) && settled {
+            if novelty.first_error_code(service, operation, &code) && novelty.settled(service, time)
+            {
                 novelty.report(new_error_code(service, operation, &code, trace, time));
             }
         }
@@ -160,10 +160,7 @@ impl BucketSpans {
         operation: &str,
         room: usize,
     ) -> Option<&mut OperationAgg> {
-        if !self.services.contains_key(service) {
-            self.services.insert(service.to_string(), HashMap::new());
-        }
-        let ops = self.services.get_mut(service).expect("inserted above");
+        let ops = self.services.get_mut(service).expect("added by the caller");
         if !ops.contains_key(operation) {
             if self.operations * 5 >= room {
                 return None;
