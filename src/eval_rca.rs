@@ -10,6 +10,9 @@
 //! anomalies during the fault, ranked as of the fault's end), detection delay, time to a stable
 //! top-1, and incidents opened outside any fault per hour of fault-free traffic.
 
+mod nezha;
+mod replay;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +20,7 @@ use anyhow::Context;
 use clap::Args;
 use scry_analytics::anomaly::{DetectionConfig, Engine};
 use scry_analytics::incident::{
-    Change, GRAPH_WINDOW_NS, Graph, IncidentConfig, Tracker, load_graph,
+    Change, GRAPH_WINDOW_NS, Graph, Incident, IncidentConfig, Tracker, load_graph,
 };
 use scry_analytics::logs::TemplateEnricher;
 use scry_analytics::{QueryConfig, QueryService};
@@ -37,6 +40,9 @@ pub struct RcaArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// Replay a labelled corpus (the Nezha TrainTicket layout) instead of simulating.
+    #[arg(long, value_name = "DIR")]
+    pub dataset: Option<std::path::PathBuf>,
 }
 
 const SECOND: i64 = 1_000_000_000;
@@ -113,23 +119,77 @@ fn score(fault: &Fault, t: &Timeline) -> Outcome {
     }
 }
 
+/// The daemon's detection and incident path in one process, driven by a simulated clock: a
+/// store with its WAL, ingest with the template miner and the detection engine as hooks, and
+/// the incident tracker with the service graph read by SQL.
+pub(crate) struct Pipeline {
+    _dir: tempfile::TempDir,
+    store: Store,
+    query: QueryService,
+    engine: Arc<Engine>,
+    /// Where requests go.
+    pub ingest: Ingest,
+    tracker: Tracker,
+    /// Every anomaly as a JSON line, when `SCRY_EVAL_ANOMALIES` names a file (for inspection).
+    dump: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Pipeline {
+    /// A pipeline with a fresh store in a temp dir.
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("scry-eval-rca-")
+            .tempdir()?;
+        let telemetry = Arc::new(Telemetry::new());
+        let mut config = StoreConfig::new(dir.path());
+        config.retention = None;
+        let store = Store::open(config, Arc::clone(&telemetry)).context("opening the store")?;
+        let query = QueryService::new(store.clone(), QueryConfig::default(), &telemetry)?;
+        let engine = Arc::new(Engine::new(DetectionConfig::default()));
+        let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry))
+            .with_enricher(Arc::new(TemplateEnricher::default()))
+            .with_observer(engine.clone());
+        Ok(Self {
+            _dir: dir,
+            store,
+            query,
+            engine,
+            ingest,
+            tracker: Tracker::new(IncidentConfig::default(), 0),
+            dump: match std::env::var_os("SCRY_EVAL_ANOMALIES") {
+                Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+                None => None,
+            },
+        })
+    }
+
+    /// One detection cycle at `t`: the incident changes, with the incident after each.
+    pub async fn cycle(&mut self, t: i64) -> anyhow::Result<Vec<(Change, Incident)>> {
+        let (anomalies, _) = self.engine.cycle(t);
+        if let Some(out) = &mut self.dump {
+            use std::io::Write;
+            for a in &anomalies {
+                writeln!(out, "{}", serde_json::to_string(a)?)?;
+            }
+        }
+        let graph = if anomalies.is_empty() {
+            Graph::default()
+        } else {
+            load_graph(&self.query, t - GRAPH_WINDOW_NS).await
+        };
+        let changes = self.tracker.update(t, anomalies, &graph);
+        self.store.maybe_flush().await?;
+        Ok(changes)
+    }
+}
+
 /// Runs the evaluation.
 pub async fn run(args: RcaArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.dataset {
+        return replay::run(dir, args.json).await;
+    }
     let started = Instant::now();
-    let dir = tempfile::Builder::new()
-        .prefix("scry-eval-rca-")
-        .tempdir()?;
-    let telemetry = Arc::new(Telemetry::new());
-    let mut config = StoreConfig::new(dir.path());
-    config.retention = None;
-    let store = Store::open(config, Arc::clone(&telemetry)).context("opening the store")?;
-    let query = QueryService::new(store.clone(), QueryConfig::default(), &telemetry)?;
-    let engine = Arc::new(Engine::new(DetectionConfig::default()));
-    let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry))
-        .with_enricher(Arc::new(TemplateEnricher::default()))
-        .with_observer(engine.clone());
-    let mut tracker = Tracker::new(IncidentConfig::default(), 0);
-
+    let mut pipeline = Pipeline::new()?;
     let kinds = FaultKind::ALL.len();
     let total = args.scenarios * kinds;
     let span = WARM_UP + total as i64 * (GAP + FAULT) + GAP;
@@ -151,20 +211,13 @@ pub async fn run(args: RcaArgs) -> anyhow::Result<()> {
         if (t - start) % CYCLE != 0 {
             continue;
         }
-        ingest.traces(&batch.traces()).await?;
-        ingest.logs(&batch.logs()).await?;
-        ingest.metrics(&batch.metrics()).await?;
-        let (anomalies, _) = engine.cycle(t);
-        let graph = if anomalies.is_empty() {
-            Graph::default()
-        } else {
-            load_graph(&query, t - GRAPH_WINDOW_NS).await
-        };
-        for (change, incident) in tracker.update(t, anomalies, &graph) {
+        pipeline.ingest.traces(&batch.traces()).await?;
+        pipeline.ingest.logs(&batch.logs()).await?;
+        pipeline.ingest.metrics(&batch.metrics()).await?;
+        for (change, incident) in pipeline.cycle(t).await? {
             let ranking = incident.ranking.iter().map(|c| c.service.clone()).collect();
             timeline.events.push((t, change, ranking));
         }
-        store.maybe_flush().await?;
     }
     let outcomes: Vec<Outcome> = faults.iter().map(|f| score(f, &timeline)).collect();
     report(

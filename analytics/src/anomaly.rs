@@ -4,13 +4,13 @@
 //! folds it into derived series ([`crate::signals`]), and on each cycle scores the closed
 //! buckets with per-series models ([`model`]): EWMA, level shift and seasonal baselines per
 //! series, a PCA model per service across its RED series, and novelties (first templates, first
-//! error codes). Findings become rows of the `anomalies` table ([`rows`]). Model state is saved to
+//! error codes), and log statements per span of each operation ([`crate::detect::statements`]). Findings become rows of the `anomalies` table ([`rows`]). Model state is saved to
 //! the data dir and restored on start ([`engine`]).
 
 pub mod engine;
 pub mod model;
 pub mod rows;
 
-pub use engine::{CycleReport, DetectionConfig, Engine, run};
+pub use engine::{CycleReport, DetectionConfig, Engine, STATEMENT_MEASURE, run};
 pub use model::{Finding, ModelConfig, SeriesModel};
 pub use rows::{Anomaly, to_batch};

@@ -14,12 +14,14 @@ pub mod extremes;
 pub mod level_shift;
 pub mod pca;
 pub mod seasonal;
+pub mod statements;
 
 pub use ewma::Ewma;
 pub use extremes::{NovelExtremes, NovelExtremesConfig};
 pub use level_shift::LevelShift;
 pub use pca::Pca;
 pub use seasonal::Seasonal;
+pub use statements::{StatementConfig, StatementFinding, StatementModel};
 
 /// What a detector says about one value.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod metrics;
 pub mod sketch;
 pub mod spans;
+pub mod statements;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -192,6 +193,18 @@ struct Bucket {
     spans: spans::BucketSpans,
     logs: logs::BucketLogs,
     metrics: metrics::BucketMetrics,
+    statements: statements::BucketStatements,
+}
+
+/// What closing buckets produced.
+#[derive(Default)]
+pub struct Closed {
+    /// Values of the series.
+    pub points: Vec<Point>,
+    /// Firsts seen since the last close.
+    pub novelties: Vec<Novelty>,
+    /// Log statement counts per closed bucket, in time order.
+    pub statements: Vec<statements::StatementCounts>,
 }
 
 /// Novelties kept at most between two cycles.
@@ -209,6 +222,7 @@ pub struct Aggregator {
     error_codes: HashSet<(String, String, String)>,
     cumulative: HashMap<String, metrics::Previous>,
     novelties: Vec<Novelty>,
+    statement_index: statements::StatementIndex,
     /// Rows that arrived for a closed bucket, or too far in the future.
     pub late_rows: u64,
 }
@@ -235,6 +249,7 @@ impl Aggregator {
             error_codes: state.error_codes,
             cumulative: state.cumulative.into_iter().collect(),
             novelties: Vec::new(),
+            statement_index: statements::StatementIndex::default(),
             late_rows: 0,
         }
     }
@@ -289,9 +304,23 @@ impl Aggregator {
             novelties: &mut self.novelties,
             warm_up_ns: i64::try_from(self.config.novelty_warm_up.as_nanos()).unwrap_or(i64::MAX),
         };
+        let index = &mut self.statement_index;
         match table {
-            Table::Spans => bucket.spans.observe(batch, rows, room, &mut ctx),
-            Table::Logs => bucket.logs.observe(batch, rows, room, &mut ctx),
+            Table::Spans => {
+                bucket.spans.observe(batch, rows, room, &mut ctx);
+                if let Some(times) = batch
+                    .column_by_name(TIME_COLUMN)
+                    .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+                {
+                    bucket
+                        .statements
+                        .observe_spans(batch, rows, index, times.values());
+                }
+            }
+            Table::Logs => {
+                bucket.logs.observe(batch, rows, room, &mut ctx);
+                bucket.statements.observe_logs(batch, rows, index);
+            }
             Table::Metrics => bucket
                 .metrics
                 .observe(batch, rows, room, &mut self.cumulative),
@@ -299,32 +328,43 @@ impl Aggregator {
         }
     }
 
-    /// Closes every bucket that ends `lateness` before `now_ns` and returns its points, plus
-    /// the novelties seen since the last call.
-    pub fn close(&mut self, now_ns: i64) -> (Vec<Point>, Vec<Novelty>) {
+    /// Closes every bucket that ends `lateness` before `now_ns` and returns its points and
+    /// statement counts, plus the novelties seen since the last call.
+    pub fn close(&mut self, now_ns: i64) -> Closed {
         let lateness = i64::try_from(self.config.lateness.as_nanos()).unwrap_or(i64::MAX);
         let idle = i64::try_from(self.config.idle_horizon.as_nanos()).unwrap_or(i64::MAX);
         let last = (now_ns - lateness).div_euclid(self.width) * self.width - self.width;
-        let mut points = Vec::new();
+        let mut closed = Closed::default();
         let first_open = self.open.keys().next().copied();
         let mut start = match first_open {
             _ if self.closed_before > 0 => self.closed_before.max(last - idle),
             Some(first) => first,
-            None => return (points, std::mem::take(&mut self.novelties)),
+            None => {
+                closed.novelties = std::mem::take(&mut self.novelties);
+                return closed;
+            }
         };
         // Buckets skipped after a long pause are dropped rather than scored out of order.
         self.open.retain(|k, _| *k >= start);
         while start <= last {
-            let bucket = self.open.remove(&start).unwrap_or_default();
-            self.close_bucket(start, bucket, idle, &mut points);
+            let mut bucket = self.open.remove(&start).unwrap_or_default();
+            let statements = std::mem::take(&mut bucket.statements);
+            closed
+                .statements
+                .push(statements.close(start, &mut self.statement_index));
+            self.close_bucket(start, bucket, idle, &mut closed.points);
             start += self.width;
             self.closed_before = start;
         }
-        (points, std::mem::take(&mut self.novelties))
+        closed.novelties = std::mem::take(&mut self.novelties);
+        closed
     }
 
     fn close_bucket(&mut self, start: i64, bucket: Bucket, idle: i64, points: &mut Vec<Point>) {
         let min_latency = self.config.min_latency_count;
+        // A bucket without a single span or log line is a gap in the telemetry (a collector or
+        // network outage, a replay gap), not zero traffic everywhere: nothing is zero-filled.
+        let silent = bucket.spans.is_empty() && bucket.logs.is_empty();
         let before = points.len();
         bucket.spans.close(start, min_latency, points);
         bucket.logs.close(start, points);
@@ -337,6 +377,9 @@ impl Aggregator {
             }
         }
         self.counted.retain(|_, last| start - *last <= idle);
+        if silent {
+            return;
+        }
         for (key, _) in self.counted.iter().filter(|(k, _)| !present.contains(*k)) {
             points.push(Point {
                 key: key.clone(),

@@ -217,7 +217,8 @@ pub struct Batch {
     metrics: BTreeMap<&'static str, Vec<Metric>>,
 }
 
-fn text(key: &str, value: &str) -> KeyValue {
+/// A string attribute.
+pub(crate) fn text(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {
@@ -227,7 +228,8 @@ fn text(key: &str, value: &str) -> KeyValue {
     }
 }
 
-fn int(key: &str, value: i64) -> KeyValue {
+/// An integer attribute.
+pub(crate) fn int(key: &str, value: i64) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {

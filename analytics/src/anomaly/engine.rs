@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{ModelConfig, SeriesModel};
 use super::rows::Anomaly;
-use crate::detect::{Pca, calibrate};
+use crate::detect::{Pca, StatementConfig, StatementFinding, StatementModel, calibrate};
 use crate::signals::{
     Aggregator, AggregatorState, Evidence, Novelty, Point, SeriesKey, Signal, SignalConfig, spans,
 };
@@ -25,12 +25,17 @@ pub struct DetectionConfig {
     pub signals: SignalConfig,
     /// Per-series models.
     pub model: ModelConfig,
+    /// Log statements per span.
+    pub statements: StatementConfig,
     /// How often a cycle runs.
     pub interval: Duration,
     /// Findings below this score are not written.
     pub min_score: f64,
     /// How often model state is saved.
     pub save_every: Duration,
+    /// Models of series without points for this long are forgotten (longer than the zero-fill
+    /// horizon, so a service that was away for hours does not start cold).
+    pub model_horizon: Duration,
 }
 
 impl Default for DetectionConfig {
@@ -38,9 +43,11 @@ impl Default for DetectionConfig {
         Self {
             signals: SignalConfig::default(),
             model: ModelConfig::default(),
+            statements: StatementConfig::default(),
             interval: Duration::from_secs(5),
             min_score: 0.5,
             save_every: Duration::from_secs(60),
+            model_horizon: Duration::from_secs(86_400),
         }
     }
 }
@@ -59,6 +66,9 @@ pub struct CycleReport {
     /// Time spent scoring, in seconds.
     pub seconds: f64,
 }
+
+/// Measure of a log statement's lines per span of an operation.
+pub const STATEMENT_MEASURE: &str = "log_statement";
 
 /// Features of a service's multivariate vector, all from its service-level span series.
 const RED_FEATURES: [&str; 5] = [
@@ -82,6 +92,7 @@ fn red_feature(measure: &str, value: f64) -> f64 {
 struct Models {
     series: HashMap<SeriesKey, SeriesModel>,
     services: HashMap<String, (i64, Pca)>,
+    statements: StatementModel,
 }
 
 /// The file format of saved state.
@@ -91,6 +102,8 @@ struct Saved {
     aggregator: AggregatorState,
     series: Vec<(SeriesKey, SeriesModel)>,
     services: Vec<(String, (i64, Pca))>,
+    #[serde(default)]
+    statements: StatementModel,
 }
 
 const SAVED_VERSION: u32 = 1;
@@ -140,6 +153,7 @@ impl Engine {
                 let models = Models {
                     series: s.series.into_iter().collect(),
                     services: s.services.into_iter().collect(),
+                    statements: s.statements,
                 };
                 tracing::info!(series = models.series.len(), "restored detector state");
                 Self::with_state(config, s.aggregator, models)
@@ -174,6 +188,7 @@ impl Engine {
                     .iter()
                     .map(|(k, m)| (k.clone(), m.clone()))
                     .collect(),
+                statements: models.statements.clone(),
             }
         };
         let bytes = serde_json::to_vec(&saved).map_err(io::Error::other)?;
@@ -195,14 +210,24 @@ impl Engine {
     /// Closes the buckets that are due at `now_ns` and scores them.
     pub fn cycle(&self, now_ns: i64) -> (Vec<Anomaly>, CycleReport) {
         let started = Instant::now();
-        let (points, novelties, late_rows) = {
+        let (closed, late_rows) = {
             let mut agg = self.aggregator.lock();
-            let (p, n) = agg.close(now_ns);
-            (p, n, agg.late_rows)
+            let closed = agg.close(now_ns);
+            (closed, agg.late_rows)
         };
+        let points = closed.points;
         let mut out = self.score(&points);
-        out.extend(novelties.into_iter().map(|n| self.novelty(n)));
+        out.extend(closed.novelties.into_iter().map(|n| self.novelty(n)));
+        let findings = self.models.lock().statements.observe(
+            closed.statements,
+            &self.config.statements,
+            self.width_ns,
+        );
+        out.extend(findings.into_iter().map(|f| self.statement(f)));
         out.retain(|a| a.score >= self.config.min_score);
+        // Folding iterates hash maps; a fixed order makes the incidents built from a cycle's
+        // anomalies (which join, link and merge in order) the same on every run.
+        out.sort_by(|a, b| (a.time_ns, &a.key, &a.detector).cmp(&(b.time_ns, &b.key, &b.detector)));
         let series = self.models.lock().series.len();
         let report = CycleReport {
             points: points.len(),
@@ -231,6 +256,42 @@ impl Engine {
 
     /// Scores points with their series' models (creating models for new series), then each
     /// service's RED vector with its PCA model; forgets series idle beyond the horizon.
+    fn statement(&self, f: StatementFinding) -> Anomaly {
+        let attributes = vec![
+            ("operation".to_string(), f.operation.name.clone()),
+            ("statement".to_string(), f.statement.name.clone()),
+            ("spans".to_string(), format!("{}", f.spans)),
+            ("z".to_string(), format!("{:.1}", f.z)),
+            (
+                "window_s".to_string(),
+                format!(
+                    "{}",
+                    (f.bucket_ns + self.width_ns - f.window_start_ns) / 1_000_000_000
+                ),
+            ),
+        ];
+        Anomaly {
+            time_ns: f.bucket_ns,
+            width_ns: self.width_ns,
+            key: SeriesKey {
+                service: f.operation.service,
+                signal: Signal::Logs,
+                measure: STATEMENT_MEASURE.to_string(),
+                scope: format!("{}: {}", f.operation.name, f.statement.name),
+            },
+            observed: f.observed,
+            expected: Some(f.expected),
+            lower: None,
+            upper: None,
+            score: calibrate(f.z),
+            detector: "statements".to_string(),
+            evidence: Evidence {
+                attributes,
+                ..Evidence::default()
+            },
+        }
+    }
+
     fn score(&self, points: &[Point]) -> Vec<Anomaly> {
         let mut models = self.models.lock();
         let mut out = Vec::new();
@@ -291,8 +352,7 @@ impl Engine {
                 ));
             }
         }
-        let horizon =
-            i64::try_from(self.config.signals.idle_horizon.as_nanos()).unwrap_or(i64::MAX);
+        let horizon = i64::try_from(self.config.model_horizon.as_nanos()).unwrap_or(i64::MAX);
         if let Some(latest) = points.iter().map(|p| p.bucket_ns).max() {
             models.series.retain(|_, m| latest - m.last_ns <= horizon);
             models
@@ -489,6 +549,99 @@ mod tests {
             found.extend(engine.cycle(start + 2 * BUCKET).0);
         }
         found
+    }
+
+    /// One log line per span id 1..=n of `service` at `t`, from `location` (`Class#line`).
+    fn lines(service: &str, t: i64, n: u64, location: (&str, i64)) -> RecordBatch {
+        use scry_collector::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use scry_collector::opentelemetry_proto::tonic::logs::v1::{
+            LogRecord, ResourceLogs, ScopeLogs,
+        };
+        let log_records = (1..=n)
+            .map(|id| LogRecord {
+                time_unix_nano: t as u64,
+                severity_number: 9,
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue("route found".into())),
+                }),
+                attributes: vec![
+                    text("code.namespace", location.0),
+                    KeyValue {
+                        key: "code.lineno".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::IntValue(location.1)),
+                        }),
+                        ..Default::default()
+                    },
+                ],
+                trace_id: ((id as u128) << 8).to_be_bytes().to_vec(),
+                span_id: id.to_be_bytes().to_vec(),
+                ..Default::default()
+            })
+            .collect();
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![text("service.name", service)],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        scry_collector::otlp::logs::convert(&req)
+            .batch
+            .expect("valid logs")
+    }
+
+    #[test]
+    fn a_log_statement_that_stops_is_found_per_span_of_its_operation() {
+        let engine = Engine::new(DetectionConfig::default());
+        let first = 1_000 * BUCKET;
+        let mut found = Vec::new();
+        for b in 0..80 {
+            let start = first + b * BUCKET;
+            let plan: Vec<_> = (0..10)
+                .map(|i| (start + i * 900_000_000, "GET /route", 20.0, false))
+                .collect();
+            engine.observe_at(Table::Spans, &spans("route", &plan), start);
+            // The statement runs once per request until bucket 60, then never.
+            if b < 60 {
+                let batch = lines(
+                    "route",
+                    start + 500_000_000,
+                    10,
+                    ("r.c.RouteController", 53),
+                );
+                engine.observe_at(Table::Logs, &batch, start);
+            }
+            let cycle = engine.cycle(start + 2 * BUCKET).0;
+            if b < 60 {
+                assert!(
+                    !cycle.iter().any(|a| a.key.measure == STATEMENT_MEASURE),
+                    "{cycle:#?}"
+                );
+            }
+            found.extend(cycle);
+        }
+        let stopped = found
+            .iter()
+            .find(|a| a.key.scope == "GET /route: r.c.RouteController#53")
+            .unwrap_or_else(|| panic!("{found:#?}"));
+        assert_eq!(stopped.key.measure, STATEMENT_MEASURE);
+        // Found while the window still holds the last lines: fewer lines than spans expect.
+        assert!(
+            stopped.observed < stopped.expected.unwrap() / 2.0 && stopped.score > 0.5,
+            "{stopped:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|a| a.key.scope == stopped.key.scope && a.observed == 0.0)
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Root-cause ranking of one incident's services.
 //!
-//! Each service's own evidence is the sum, over its five strongest anomalous series, of the
-//! series' best score times a weight for how directly that kind of series points at a cause
-//! (its own error logs, new templates, operation latency and errors: 1; metrics 0.7; the
-//! multivariate RED vector 0.5; traffic 0.3, since traffic changes travel from callers). Faults
+//! Each service's own evidence is the sum, over its five strongest anomalous series families
+//! (series that differ only in a quantile count once), of the family's best score times a weight
+//! for how directly that kind of series points at a cause (its own error logs, new templates, log
+//! statements per span, operation latency and errors: 1; its CPU and memory 0.7; other metrics
+//! and the multivariate RED vector 0.5; traffic and raw log counts 0.3, since they follow the
+//! request mix). Faults
 //! propagate to callers, so a service is discounted by its most anomalous callee:
 //! `S'(a) = min(S(a), min over anomalous callees b of S(a) - S(b))`, floored at 0. Ties go to the
 //! earlier onset, then the larger raw evidence. See docs/rca.md.
@@ -43,15 +45,50 @@ pub(crate) fn weight(a: &Anomaly) -> f64 {
     match (a.key.signal, a.key.measure.as_str()) {
         (Signal::Traces, "requests") => 0.3,
         (Signal::Traces, "red") => 0.5,
-        (Signal::Traces, _) | (Signal::Logs, "new_template" | "error_logs") => 1.0,
-        (Signal::Logs, _) => 0.8,
-        (Signal::Metrics, _) => 0.7,
+        (Signal::Traces, _)
+        | (Signal::Logs, "new_template" | "error_logs" | crate::anomaly::STATEMENT_MEASURE) => 1.0,
+        // Raw log counts (by severity, by template) follow the request mix like traffic does;
+        // the per-span statement rates are their workload-independent form.
+        (Signal::Logs, _) => 0.3,
+        // The service's own CPU or memory points at the service itself; other metrics (latency
+        // and traffic gauges) move with its callers and callees.
+        (Signal::Metrics, m) if own_resource(m) => 0.7,
+        (Signal::Metrics, _) => 0.5,
+    }
+}
+
+/// A CPU or memory metric (`container.cpu.utilization`, `process.memory.usage`, `CpuUsageRate`).
+fn own_resource(measure: &str) -> bool {
+    let m = measure.to_ascii_lowercase();
+    m.contains("cpu") || m.contains("memory")
+}
+
+/// Series that differ only in a quantile (`latency_p95{op}` and `latency_p99{op}`,
+/// `ClientLatencyP90` and `ClientLatencyP99`) measure one thing and count once; so do a
+/// service's span series of one measure across its operations.
+fn family(a: &Anomaly) -> String {
+    let m = a.key.measure.as_str();
+    let digits = m.trim_end_matches(|c: char| c.is_ascii_digit());
+    let base = match digits.len() < m.len() {
+        true => digits
+            .strip_suffix("_p")
+            .or_else(|| digits.strip_suffix('P'))
+            .unwrap_or(m),
+        false => m,
+    };
+    // Operations of one service nest (a handler around its queries), so a slow or failing
+    // query shows in every operation above it: a service's span series count once per measure.
+    if a.key.scope.is_empty() || a.key.signal == Signal::Traces {
+        base.to_string()
+    } else {
+        format!("{base}{{{}}}", a.key.scope)
     }
 }
 
 #[derive(Default)]
 struct Evidence {
-    series: BTreeMap<String, f64>,
+    /// Per family: its strongest weighted score and that series' name.
+    series: BTreeMap<String, (f64, String)>,
     onset: Option<i64>,
     traces: BTreeSet<String>,
     templates: BTreeSet<String>,
@@ -62,8 +99,15 @@ pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
     let mut by_service: BTreeMap<&str, Evidence> = BTreeMap::new();
     for a in anomalies {
         let e = by_service.entry(&a.key.service).or_default();
-        let s = e.series.entry(a.key.name()).or_default();
-        *s = s.max(a.score * weight(a));
+        // The family's strongest series stands for it.
+        let strength = a.score * weight(a);
+        let s = e
+            .series
+            .entry(family(a))
+            .or_insert_with(|| (0.0, a.key.name()));
+        if strength > s.0 {
+            *s = (strength, a.key.name());
+        }
         e.onset = Some(e.onset.map_or(a.time_ns, |o| o.min(a.time_ns)));
         e.traces
             .extend(a.evidence.trace_ids.iter().take(3).cloned());
@@ -72,7 +116,7 @@ pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
     let raw: BTreeMap<&str, f64> = by_service
         .iter()
         .map(|(s, e)| {
-            let mut scores: Vec<f64> = e.series.values().copied().collect();
+            let mut scores: Vec<f64> = e.series.values().map(|(s, _)| *s).collect();
             scores.sort_by(|a, b| b.total_cmp(a));
             (*s, scores.iter().take(TOP_SERIES).sum())
         })
@@ -91,7 +135,8 @@ pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
             } else {
                 own
             };
-            let mut series: Vec<(String, f64)> = e.series.into_iter().collect();
+            let mut series: Vec<(String, f64)> =
+                e.series.into_values().map(|(s, n)| (n, s)).collect();
             series.sort_by(|a, b| b.1.total_cmp(&a.1));
             Candidate {
                 service: service.to_string(),
@@ -210,5 +255,33 @@ pub(crate) mod tests {
         assert_eq!(ranked[0].service, "payment", "{ranked:#?}");
         assert_eq!(ranked[0].path, ["payment", "checkout", "web"]);
         assert!(ranked[0].evidence[0].starts_with("latency_p99{POST /pay}"));
+    }
+
+    #[test]
+    fn quantiles_and_nested_operations_of_one_measure_count_once() {
+        // A slow query shows in every operation above it and in every quantile; three
+        // different kinds of evidence in another service weigh more.
+        let mut anomalies: Vec<Anomaly> = ["GET /orders", "SELECT orders", "OrderRepo.find"]
+            .iter()
+            .flat_map(|op| {
+                ["latency_p50", "latency_p95", "latency_p99"]
+                    .map(|m| anomaly("order", Signal::Traces, m, op, 20, 0.99))
+            })
+            .collect();
+        anomalies.push(anomaly("food", Signal::Logs, "error_logs", "", 20, 0.9));
+        anomalies.push(anomaly("food", Signal::Logs, "new_template", "t1", 20, 0.9));
+        anomalies.push(anomaly(
+            "food",
+            Signal::Logs,
+            "log_statement",
+            "GET /food: F#245",
+            20,
+            0.9,
+        ));
+        let ranked = rank(&anomalies, &Graph::default());
+        assert_eq!(ranked[0].service, "food", "{ranked:#?}");
+        let order = ranked.iter().find(|c| c.service == "order").unwrap();
+        assert!((order.raw - 0.99).abs() < 1e-9, "{order:#?}");
+        assert!(order.evidence[0].starts_with("latency_p"), "{order:#?}");
     }
 }

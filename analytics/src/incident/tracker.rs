@@ -19,6 +19,11 @@ pub struct IncidentConfig {
     pub open_score: f64,
     /// ... among at least this many distinct anomalous series.
     pub open_series: usize,
+    /// Only anomalies at least this strong (score times weight) keep an incident open or link
+    /// two incidents; weaker ones are kept as evidence of the incident they fall into. Without
+    /// this, a steady trickle of weak metric or traffic anomalies keeps one incident open for
+    /// hours and its ranking stops meaning anything.
+    pub extend_score: f64,
     /// Anomalies kept per incident (the first ones, which carry the onset, and the strongest).
     pub max_evidence: usize,
 }
@@ -30,6 +35,7 @@ impl Default for IncidentConfig {
             resolve_after_ns: 300_000_000_000,
             open_score: 0.7,
             open_series: 2,
+            extend_score: 0.6,
             max_evidence: 1000,
         }
     }
@@ -60,8 +66,9 @@ impl Incident {
         self.ranking.first()
     }
 
-    fn related(&self, a: &Anomaly, graph: &Graph, gap: i64) -> bool {
-        a.time_ns <= self.updated_ns + gap
+    fn related(&self, a: &Anomaly, graph: &Graph, gap: i64, strong: bool) -> bool {
+        let reach = if strong { gap } else { 0 };
+        a.time_ns <= self.updated_ns + reach
             && a.time_ns + gap >= self.opened_ns
             && (self.services.contains(&a.key.service)
                 || self
@@ -71,9 +78,11 @@ impl Incident {
                 || shares_trace(&self.anomalies, a))
     }
 
-    fn absorb(&mut self, a: Anomaly, max: usize) {
+    fn absorb(&mut self, a: Anomaly, max: usize, strong: bool) {
         self.opened_ns = self.opened_ns.min(a.time_ns);
-        self.updated_ns = self.updated_ns.max(a.time_ns);
+        if strong {
+            self.updated_ns = self.updated_ns.max(a.time_ns);
+        }
         self.services.insert(a.key.service.clone());
         if self.anomalies.len() < max {
             self.anomalies.push(a);
@@ -168,20 +177,22 @@ impl Tracker {
         let gap = self.config.merge_gap_ns;
         let mut touched: BTreeSet<u64> = BTreeSet::new();
         for a in anomalies {
+            let strong = a.score * weight(&a) >= self.config.extend_score;
             let homes: Vec<usize> = (0..self.open.len())
-                .filter(|i| self.open[*i].related(&a, graph, gap))
+                .filter(|i| self.open[*i].related(&a, graph, gap, strong))
                 .collect();
             match homes.split_first() {
                 Some((first, rest)) => {
-                    // One anomaly linking two incidents makes them one.
-                    for i in rest.iter().rev() {
+                    // One strong anomaly linking two incidents makes them one.
+                    for i in rest.iter().rev().filter(|_| strong) {
                         let other = self.open.remove(*i);
                         for b in other.anomalies {
-                            self.open[*first].absorb(b, self.config.max_evidence);
+                            let s = b.score * weight(&b) >= self.config.extend_score;
+                            self.open[*first].absorb(b, self.config.max_evidence, s);
                         }
                     }
                     touched.insert(self.open[*first].id);
-                    self.open[*first].absorb(a, self.config.max_evidence);
+                    self.open[*first].absorb(a, self.config.max_evidence, strong);
                 }
                 None => self.pending.push(a),
             }
@@ -280,7 +291,8 @@ impl Tracker {
             ranking: Vec::new(),
         };
         for a in group {
-            inc.absorb(a, self.config.max_evidence);
+            let strong = a.score * weight(&a) >= self.config.extend_score;
+            inc.absorb(a, self.config.max_evidence, strong);
         }
         self.open.push(inc);
         id
@@ -398,6 +410,43 @@ mod tests {
             0.99,
         )];
         assert!(t.update(11 * S, lone, &chain()).is_empty());
+        assert!(t.open().is_empty());
+    }
+
+    #[test]
+    fn weak_anomalies_do_not_keep_an_incident_open() {
+        let mut t = Tracker::new(IncidentConfig::default(), 0);
+        let fault = vec![
+            anomaly(
+                "cart",
+                Signal::Traces,
+                "latency_p99",
+                "GET /cart",
+                10 * S,
+                0.99,
+            ),
+            anomaly("cart", Signal::Logs, "error_logs", "", 10 * S, 0.9),
+        ];
+        assert_eq!(t.update(15 * S, fault, &chain()).len(), 1);
+        // A metric wobble every minute (score x weight 0.5) for ten minutes...
+        let mut resolved = false;
+        for minute in 1..=10 {
+            let at = 10 * S + minute * 60 * S;
+            let wobble = vec![anomaly(
+                "cart",
+                Signal::Metrics,
+                "queue_depth",
+                "",
+                at,
+                0.99,
+            )];
+            resolved |= t
+                .update(at + 5 * S, wobble, &chain())
+                .iter()
+                .any(|(c, _)| matches!(c, Change::Resolved(_)));
+        }
+        // ... does not hold the incident open past 5 quiet minutes after the fault.
+        assert!(resolved);
         assert!(t.open().is_empty());
     }
 }

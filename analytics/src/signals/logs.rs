@@ -72,6 +72,11 @@ fn sample(body: &str) -> String {
 }
 
 impl BucketLogs {
+    /// Whether no log record fell in the bucket.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+
     /// Series this bucket would report.
     pub(crate) fn series(&self) -> usize {
         self.templates + self.services.len() * 4

@@ -40,6 +40,7 @@ struct Columns<'a> {
     service: &'a StringArray,
     name: &'a StringArray,
     kind: &'a StringArray,
+    unit: Option<&'a StringArray>,
     temporality: &'a StringArray,
     monotonic: &'a BooleanArray,
     value: &'a Float64Array,
@@ -52,12 +53,22 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
+    /// Values in a unit of time (UCUM `s`, `ms`, `us`, `ns`) behave like latencies: their noise
+    /// is multiplicative, so they are compared on a log scale with the latency noise floor.
+    fn gauge_kind(&self, row: usize) -> Kind {
+        match self.unit.map(|u| u.value(row)) {
+            Some("s" | "ms" | "us" | "ns") => Kind::Latency,
+            _ => Kind::Gauge,
+        }
+    }
+
     fn of(b: &'a RecordBatch) -> Option<Self> {
         let s = |n: &str| b.column_by_name(n)?.as_string_opt::<i32>();
         Some(Self {
             service: s(SERVICE_COLUMN)?,
             name: s("metric_name")?,
             kind: s("metric_type")?,
+            unit: s("metric_unit"),
             temporality: s("temporality")?,
             monotonic: b.column_by_name("is_monotonic")?.as_boolean_opt()?,
             value: b
@@ -185,7 +196,13 @@ impl BucketMetrics {
                 "gauge" => cols
                     .value
                     .is_valid(row)
-                    .then(|| (name.to_string(), Kind::Gauge, cols.value.value(row)))
+                    .then(|| {
+                        (
+                            name.to_string(),
+                            cols.gauge_kind(row),
+                            cols.value.value(row),
+                        )
+                    })
                     .into_iter()
                     .collect(),
                 "sum" => Self::sum(&cols, row, name, service, &scope, previous),
@@ -304,7 +321,7 @@ impl BucketMetrics {
         };
         let mut out = vec![(format!("{name}:count"), Kind::Gauge, delta_count)];
         if let Some(p95) = histogram_quantile(&bounds, &delta_buckets, 0.95) {
-            out.push((format!("{name}:p95"), Kind::Gauge, p95));
+            out.push((format!("{name}:p95"), cols.gauge_kind(row), p95));
         }
         out
     }

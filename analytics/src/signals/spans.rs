@@ -111,6 +111,11 @@ impl<'a> Columns<'a> {
 }
 
 impl BucketSpans {
+    /// Whether no span fell in the bucket.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+
     pub(crate) fn observe(
         &mut self,
         batch: &RecordBatch,
@@ -255,7 +260,12 @@ fn emit(
     }
     let slowest: Vec<String> = agg.slowest.iter().map(|(_, t)| t.clone()).collect();
     let qs: Vec<f64> = LATENCY.iter().map(|(_, q)| *q).collect();
-    for ((measure, _), ns) in LATENCY.iter().zip(agg.latency.quantiles(&qs)) {
+    for ((measure, q), ns) in LATENCY.iter().zip(agg.latency.quantiles(&qs)) {
+        // A tail quantile of a handful of spans is just their maximum: a quantile is reported
+        // only when at least one span lies beyond it (p95 needs 20 spans, p99 100).
+        if requests * (1.0 - q) < 1.0 - 1e-9 {
+            continue;
+        }
         points.push(point(
             measure,
             Kind::Latency,

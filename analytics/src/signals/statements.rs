@@ -1,0 +1,310 @@
+//! Log statements per request: how many lines of each log statement each operation's spans
+//! emit, per bucket.
+//!
+//! A log record that carries a span id is attributed to the operation of that span (through a
+//! short-lived index of recent span ids), and counted under two keys: its severity group and
+//! its statement. The statement is the source location when the record has one (OpenTelemetry
+//! `code.*` attributes: namespace or file, and line number), else its template id. Counting per
+//! span of the operation, rather than per second, is what makes a changed request mix look
+//! normal and a statement that stopped being executed look abnormal (see docs/rca.md).
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray, MapArray, StringArray};
+use arrow::datatypes::Int32Type;
+use arrow::record_batch::RecordBatch;
+use scry_collector::schema::{SERVICE_COLUMN, TEMPLATE_ID_COLUMN};
+use serde::{Deserialize, Serialize};
+
+use super::map_value;
+
+/// Operations and statements tracked at most; further ones are not counted.
+const MAX_NAMES: usize = 200_000;
+/// Span ids remembered per generation; the index keeps two generations.
+const MAX_SPANS: usize = 500_000;
+/// A generation of the span index lasts this long (event time).
+const GENERATION_NS: i64 = 30_000_000_000;
+/// Severity numbers below this are informational (OTel: WARN starts at 13).
+const WARN_SEVERITY: i32 = 13;
+
+/// An operation of a service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Operation {
+    /// The service.
+    pub service: String,
+    /// The span name.
+    pub name: String,
+}
+
+/// What a log line is counted under.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Statement {
+    /// `level:INFO`, a source location such as `t.s.TravelServiceImpl#372`, or a template id.
+    pub name: String,
+    /// Informational (below WARN): only a drop is notable. Otherwise only a rise is.
+    pub info: bool,
+}
+
+/// The closed counts of one bucket.
+#[derive(Debug, Clone, Default)]
+pub struct StatementCounts {
+    /// Start of the bucket, ns since the epoch.
+    pub bucket_ns: i64,
+    /// Spans started in the bucket, per operation.
+    pub spans: HashMap<Operation, u64>,
+    /// Log lines in the bucket, per operation of their span and statement.
+    pub lines: HashMap<(Operation, Statement), u64>,
+}
+
+/// Names to small ids, so the per-row work hashes integers.
+struct Names<T> {
+    ids: HashMap<T, u32>,
+    names: Vec<T>,
+}
+
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Self {
+            ids: HashMap::new(),
+            names: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + std::hash::Hash> Names<T> {
+    fn id(&mut self, name: T) -> Option<u32> {
+        if let Some(id) = self.ids.get(&name) {
+            return Some(*id);
+        }
+        if self.names.len() >= MAX_NAMES {
+            return None;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(name.clone(), id);
+        self.names.push(name);
+        Some(id)
+    }
+}
+
+/// Operation ids, looked up by borrowed names so a known operation costs no allocation.
+#[derive(Default)]
+struct OperationIds {
+    ids: HashMap<String, HashMap<String, u32>>,
+    names: Vec<Operation>,
+}
+
+impl OperationIds {
+    fn id(&mut self, service: &str, name: &str) -> Option<u32> {
+        if let Some(id) = self.ids.get(service).and_then(|ops| ops.get(name)) {
+            return Some(*id);
+        }
+        if self.names.len() >= MAX_NAMES {
+            return None;
+        }
+        let id = self.names.len() as u32;
+        self.ids
+            .entry(service.to_string())
+            .or_default()
+            .insert(name.to_string(), id);
+        self.names.push(Operation {
+            service: service.to_string(),
+            name: name.to_string(),
+        });
+        Some(id)
+    }
+}
+
+/// Recent span ids and their operations, plus the name tables; shared by all buckets.
+#[derive(Default)]
+pub(crate) struct StatementIndex {
+    operations: OperationIds,
+    statements: Names<Statement>,
+    current: HashMap<u64, u32>,
+    previous: HashMap<u64, u32>,
+    generation_start: i64,
+    /// Lines whose span was never seen, since start.
+    pub unattributed: u64,
+}
+
+/// A span id (16 hex digits) as a number; other forms are hashed.
+fn span_key(id: &str) -> u64 {
+    u64::from_str_radix(id, 16).unwrap_or_else(|_| {
+        use std::hash::{BuildHasher, RandomState};
+        thread_local!(static STATE: RandomState = RandomState::new());
+        STATE.with(|s| s.hash_one(id))
+    })
+}
+
+impl StatementIndex {
+    fn operation_of(&self, span: u64) -> Option<u32> {
+        self.current
+            .get(&span)
+            .or_else(|| self.previous.get(&span))
+            .copied()
+    }
+
+    fn remember(&mut self, span: u64, op: u32, time: i64) {
+        if time - self.generation_start > GENERATION_NS || self.current.len() >= MAX_SPANS {
+            self.previous = std::mem::take(&mut self.current);
+            self.generation_start = time;
+        }
+        self.current.insert(span, op);
+    }
+}
+
+/// The source location of a record from its `code.*` attributes, e.g. `c.s.Foo#37`.
+fn location(attributes: &MapArray, row: usize) -> Option<String> {
+    let attr = |k| map_value(attributes, row, k);
+    let line = attr("code.line.number").or_else(|| attr("code.lineno"))?;
+    let place = attr("code.namespace")
+        .or_else(|| attr("code.file.path"))
+        .or_else(|| attr("code.filepath"))
+        .or_else(|| attr("code.function.name"))?;
+    Some(format!("{place}#{line}"))
+}
+
+fn level(severity: i32) -> &'static str {
+    match severity {
+        n if n >= 21 => "level:FATAL",
+        n if n >= 17 => "level:ERROR",
+        n if n >= WARN_SEVERITY => "level:WARN",
+        _ => "level:INFO",
+    }
+}
+
+/// Counts of one open bucket, by id.
+#[derive(Default)]
+pub(crate) struct BucketStatements {
+    spans: HashMap<u32, u64>,
+    lines: HashMap<(u32, u32), u64>,
+    /// Lines whose span was not known yet: (span, statement ids).
+    pending: Vec<(u64, [u32; 2])>,
+}
+
+impl BucketStatements {
+    pub(crate) fn observe_spans(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[usize],
+        index: &mut StatementIndex,
+        time: &[i64],
+    ) {
+        let s = |n: &str| batch.column_by_name(n)?.as_string_opt::<i32>();
+        let (Some(service), Some(name), Some(span)) = (s(SERVICE_COLUMN), s("name"), s("span_id"))
+        else {
+            return;
+        };
+        for &row in rows {
+            let Some(op) = index.operations.id(service.value(row), name.value(row)) else {
+                continue;
+            };
+            *self.spans.entry(op).or_default() += 1;
+            index.remember(span_key(span.value(row)), op, time[row]);
+        }
+    }
+
+    pub(crate) fn observe_logs(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[usize],
+        index: &mut StatementIndex,
+    ) {
+        let s = |n: &str| batch.column_by_name(n)?.as_string_opt::<i32>();
+        let (Some(span), Some(severity)) = (
+            s("span_id"),
+            batch
+                .column_by_name("severity_number")
+                .and_then(|c| c.as_primitive_opt::<Int32Type>()),
+        ) else {
+            return;
+        };
+        let templates = s(TEMPLATE_ID_COLUMN);
+        let attributes = batch
+            .column_by_name("attributes")
+            .and_then(|c| c.as_map_opt());
+        for &row in rows {
+            if span.is_null(row) || span.value(row).is_empty() {
+                continue;
+            }
+            let severity = severity.value(row);
+            let Some(ids) = statement_ids(index, severity, attributes, templates, row) else {
+                continue;
+            };
+            let key = span_key(span.value(row));
+            match index.operation_of(key) {
+                Some(op) => self.count(op, ids),
+                None => self.pending.push((key, ids)),
+            }
+        }
+    }
+
+    fn count(&mut self, op: u32, ids: [u32; 2]) {
+        for id in ids {
+            *self.lines.entry((op, id)).or_default() += 1;
+        }
+    }
+
+    /// The bucket's counts by name; lines whose span is still unknown are dropped.
+    pub(crate) fn close(mut self, start: i64, index: &mut StatementIndex) -> StatementCounts {
+        for (key, ids) in std::mem::take(&mut self.pending) {
+            match index.operation_of(key) {
+                Some(op) => self.count(op, ids),
+                None => index.unattributed += 1,
+            }
+        }
+        let op = |id: u32| index.operations.names[id as usize].clone();
+        StatementCounts {
+            bucket_ns: start,
+            spans: self.spans.iter().map(|(id, n)| (op(*id), *n)).collect(),
+            lines: self
+                .lines
+                .iter()
+                .map(|((o, s), n)| ((op(*o), index.statements.names[*s as usize].clone()), *n))
+                .collect(),
+        }
+    }
+}
+
+/// The ids of a record's severity group and statement.
+fn statement_ids(
+    index: &mut StatementIndex,
+    severity: i32,
+    attributes: Option<&MapArray>,
+    templates: Option<&StringArray>,
+    row: usize,
+) -> Option<[u32; 2]> {
+    let info = severity < WARN_SEVERITY;
+    let name = attributes.and_then(|a| location(a, row)).or_else(|| {
+        templates
+            .filter(|t| t.is_valid(row))
+            .map(|t| t.value(row).to_string())
+    })?;
+    let level = index.statements.id(Statement {
+        name: level(severity).to_string(),
+        info,
+    })?;
+    let statement = index.statements.id(Statement { name, info })?;
+    Some([level, statement])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_ids_parse_as_hex_and_fall_back_to_a_hash() {
+        assert_eq!(span_key("00000000000000ff"), 255);
+        assert_eq!(span_key("zz"), span_key("zz"));
+    }
+
+    #[test]
+    fn the_span_index_keeps_two_generations() {
+        let mut index = StatementIndex::default();
+        index.remember(1, 0, 0);
+        index.remember(2, 0, GENERATION_NS + 1);
+        assert_eq!(index.operation_of(1), Some(0), "previous generation");
+        index.remember(3, 0, 2 * GENERATION_NS + 2);
+        assert_eq!(index.operation_of(1), None, "two generations back");
+        assert_eq!(index.operation_of(2), Some(0));
+    }
+}
