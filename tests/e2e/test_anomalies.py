@@ -85,19 +85,23 @@ def is_latency(op: str):
     return lambda r: r["signal"] == "traces" and r["measure"].startswith("latency_p") and r["scope"] == op
 
 
-def send_spike(scry, service: str, ms: float):
-    now = time.time_ns()
-    spike = [(now - 2_000_000_000 + i * 100_000_000, "GET /cart", ms) for i in range(12)]
-    spike += [(now - 2_000_000_000 + i * 100_000_000, "GET /home", 50.0) for i in range(12)]
+def send_spike(scry, service: str, ms: float, history_end: int):
+    """Twelve slow and twelve normal calls, all after the history: a spike that shared the last
+    history bucket would be a minority there (p50 normal) and its p95 a series with no model yet
+    (an operation's p95 needs 20 spans), so nothing would be found for the operation."""
+    start = max(time.time_ns() - 2_000_000_000, history_end + 100_000_000)
+    spike = [(start + i * 100_000_000, "GET /cart", ms) for i in range(12)]
+    spike += [(start + i * 100_000_000, "GET /home", 50.0) for i in range(12)]
     export(scry, make_spans(service, spike))
 
 
 def test_latency_spike_of_one_operation_becomes_an_anomaly_row_within_30s(scry):
     service = unique("shop")
     rng = random.Random(7)
-    export(scry, make_spans(service, history_plan(bucket_start(time.time_ns()), ["GET /cart", "GET /home"], rng)))
+    end = bucket_start(time.time_ns())
+    export(scry, make_spans(service, history_plan(end, ["GET /cart", "GET /home"], rng)))
     sent = time.monotonic()
-    send_spike(scry, service, 900.0)
+    send_spike(scry, service, 900.0, end)
     row, _ = wait_for_anomaly(scry, service, is_latency("GET /cart"))
     elapsed = time.monotonic() - sent
     assert elapsed < DETECTION_DEADLINE
@@ -160,11 +164,12 @@ def test_model_history_survives_a_restart(scry_factory):
     scry = scry_factory()
     service = unique("survivor")
     rng = random.Random(11)
-    export(scry, make_spans(service, history_plan(bucket_start(time.time_ns()), ["GET /cart", "GET /home"], rng)))
+    end = bucket_start(time.time_ns())
+    export(scry, make_spans(service, history_plan(end, ["GET /cart", "GET /home"], rng)))
     # Let the history buckets close and be learnt, then stop (which saves the models).
     time.sleep(6)
     scry.restart()
     assert (scry.data_dir / "detect" / "state.json").is_file()
     # No new history after the restart: only restored models can judge the spike.
-    send_spike(scry, service, 900.0)
+    send_spike(scry, service, 900.0, end)
     wait_for_anomaly(scry, service, is_latency("GET /cart"))
