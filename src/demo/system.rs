@@ -256,59 +256,86 @@ fn scope() -> Option<InstrumentationScope> {
     })
 }
 
+/// One trace export request with a resource (and `scope`) per group of spans.
+pub(crate) fn trace_request(
+    groups: impl IntoIterator<Item = (Option<Resource>, Vec<Span>)>,
+    scope: Option<InstrumentationScope>,
+) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: groups
+            .into_iter()
+            .map(|(resource, spans)| ResourceSpans {
+                resource,
+                scope_spans: vec![ScopeSpans {
+                    scope: scope.clone(),
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+/// One log export request with a resource (and `scope`) per group of records.
+pub(crate) fn logs_request(
+    groups: impl IntoIterator<Item = (Option<Resource>, Vec<LogRecord>)>,
+    scope: Option<InstrumentationScope>,
+) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: groups
+            .into_iter()
+            .map(|(resource, log_records)| ResourceLogs {
+                resource,
+                scope_logs: vec![ScopeLogs {
+                    scope: scope.clone(),
+                    log_records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+/// One metric export request with a resource (and `scope`) per group of metrics.
+pub(crate) fn metrics_request(
+    groups: impl IntoIterator<Item = (Option<Resource>, Vec<Metric>)>,
+    scope: Option<InstrumentationScope>,
+) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: groups
+            .into_iter()
+            .map(|(resource, metrics)| ResourceMetrics {
+                resource,
+                scope_metrics: vec![ScopeMetrics {
+                    scope: scope.clone(),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
 impl Batch {
     /// The spans as one export request.
     pub fn traces(&mut self) -> ExportTraceServiceRequest {
-        ExportTraceServiceRequest {
-            resource_spans: std::mem::take(&mut self.spans)
-                .into_iter()
-                .map(|(s, spans)| ResourceSpans {
-                    resource: resource(s),
-                    scope_spans: vec![ScopeSpans {
-                        scope: scope(),
-                        spans,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                })
-                .collect(),
-        }
+        let groups = std::mem::take(&mut self.spans).into_iter();
+        trace_request(groups.map(|(s, spans)| (resource(s), spans)), scope())
     }
 
     /// The log records as one export request.
     pub fn logs(&mut self) -> ExportLogsServiceRequest {
-        ExportLogsServiceRequest {
-            resource_logs: std::mem::take(&mut self.logs)
-                .into_iter()
-                .map(|(s, log_records)| ResourceLogs {
-                    resource: resource(s),
-                    scope_logs: vec![ScopeLogs {
-                        scope: scope(),
-                        log_records,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                })
-                .collect(),
-        }
+        let groups = std::mem::take(&mut self.logs).into_iter();
+        logs_request(groups.map(|(s, logs)| (resource(s), logs)), scope())
     }
 
     /// The metric points as one export request.
     pub fn metrics(&mut self) -> ExportMetricsServiceRequest {
-        ExportMetricsServiceRequest {
-            resource_metrics: std::mem::take(&mut self.metrics)
-                .into_iter()
-                .map(|(s, metrics)| ResourceMetrics {
-                    resource: resource(s),
-                    scope_metrics: vec![ScopeMetrics {
-                        scope: scope(),
-                        metrics,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                })
-                .collect(),
-        }
+        let groups = std::mem::take(&mut self.metrics).into_iter();
+        metrics_request(groups.map(|(s, metrics)| (resource(s), metrics)), scope())
     }
 }
 

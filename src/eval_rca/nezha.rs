@@ -15,19 +15,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::demo::system::{int, text};
+use crate::demo::system::{int, logs_request, metrics_request, text, trace_request};
 use scry_collector::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use scry_collector::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use scry_collector::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use scry_collector::opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
-use scry_collector::opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use scry_collector::opentelemetry_proto::tonic::logs::v1::LogRecord;
 use scry_collector::opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    Gauge, Metric, NumberDataPoint, metric, number_data_point,
 };
 use scry_collector::opentelemetry_proto::tonic::resource::v1::Resource;
-use scry_collector::opentelemetry_proto::tonic::trace::v1::{
-    ResourceSpans, ScopeSpans, Span, span::SpanKind,
-};
+use scry_collector::opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 
 /// One labelled fault.
 #[derive(Debug, Clone)]
@@ -479,53 +477,27 @@ impl Requests {
 
     /// The spans as one request.
     pub fn traces(&mut self) -> ExportTraceServiceRequest {
-        ExportTraceServiceRequest {
-            resource_spans: std::mem::take(&mut self.spans)
-                .into_iter()
-                .map(|(pod, spans)| ResourceSpans {
-                    resource: resource(&pod, None),
-                    scope_spans: vec![ScopeSpans {
-                        spans,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                })
-                .collect(),
-        }
+        let groups = std::mem::take(&mut self.spans).into_iter();
+        trace_request(
+            groups.map(|(pod, spans)| (resource(&pod, None), spans)),
+            None,
+        )
     }
 
     /// The log records as one request.
     pub fn logs(&mut self) -> ExportLogsServiceRequest {
-        ExportLogsServiceRequest {
-            resource_logs: std::mem::take(&mut self.logs)
-                .into_iter()
-                .map(|((pod, node), log_records)| ResourceLogs {
-                    resource: resource(&pod, Some(&node)),
-                    scope_logs: vec![ScopeLogs {
-                        log_records,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                })
-                .collect(),
-        }
+        let groups = std::mem::take(&mut self.logs).into_iter();
+        let groups = groups.map(|((pod, node), logs)| (resource(&pod, Some(&node)), logs));
+        logs_request(groups, None)
     }
 
     /// The metric samples as one request.
     pub fn metrics(&mut self) -> ExportMetricsServiceRequest {
-        ExportMetricsServiceRequest {
-            resource_metrics: std::mem::take(&mut self.metrics)
-                .into_iter()
-                .map(|(pod, metrics)| ResourceMetrics {
-                    resource: resource(&pod, None),
-                    scope_metrics: vec![ScopeMetrics {
-                        metrics,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                })
-                .collect(),
-        }
+        let groups = std::mem::take(&mut self.metrics).into_iter();
+        metrics_request(
+            groups.map(|(pod, metrics)| (resource(&pod, None), metrics)),
+            None,
+        )
     }
 }
 
