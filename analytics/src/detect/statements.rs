@@ -33,6 +33,9 @@ pub struct StatementConfig {
     pub unseen_mean: f64,
     /// Chunks of memory: older chunks fade with weight `1 - 1/memory` per chunk.
     pub memory_chunks: f64,
+    /// Smallest spread of a statement's rate, as a fraction of its mean: a statement every span
+    /// logs exactly once is nearly certain, not certain.
+    pub min_dispersion: f64,
     /// Largest |z| reported.
     pub z_cap: f64,
     /// Smallest |z| reported (and held out of the baseline).
@@ -53,6 +56,7 @@ impl Default for StatementConfig {
             min_base_chunks: 2.0,
             unseen_mean: 0.1,
             memory_chunks: 1440.0,
+            min_dispersion: 0.1,
             z_cap: 10.0,
             flag_z: 5.0,
             hold_buckets: 30,
@@ -88,6 +92,9 @@ struct KeyBaseline {
     lines: f64,
     /// Σ lines² / spans over chunks (for the spread).
     lines_sq_per_span: f64,
+    /// Chunks in a row that were outliers and folded as their expected count.
+    #[serde(default)]
+    imputed: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -113,15 +120,57 @@ impl OpBaseline {
         self.keys.iter().find(|(k, _)| k == s).map(|(_, b)| b)
     }
 
-    /// Mean lines per span and the spread of that rate (per span).
-    fn rate(&self, s: &Statement) -> (f64, f64) {
+    /// The lines to fold for a chunk of `n` spans: a statement whose count is an outlier
+    /// (|z| ≥ `flag_z`, both directions) is folded as its expected count, so a fault elsewhere
+    /// that stopped a statement here for a while does not widen its normal spread. After
+    /// `max_held_chunks` such chunks in a row the count is folded as it is: a new normal.
+    fn robust_counts(
+        &mut self,
+        chunk: &[(&Statement, f64)],
+        n: f64,
+        config: &StatementConfig,
+    ) -> Vec<(Statement, f64)> {
+        let judged = self.spans >= config.min_base_spans && self.chunks >= config.min_base_chunks;
+        let seen = chunk.iter().map(|(s, c)| ((*s).clone(), *c));
+        let missing: Vec<(Statement, f64)> = self
+            .keys
+            .iter()
+            .filter(|(k, _)| !chunk.iter().any(|(s, _)| *s == k))
+            .map(|(k, _)| (k.clone(), 0.0))
+            .collect();
+        let mut out = Vec::new();
+        for (s, c) in seen.chain(missing) {
+            let (mu, spread) = self.rate(&s, config.min_dispersion);
+            let outlier = judged && mu > 0.0 && {
+                let (expected, var) = (mu * n, spread * n);
+                (c - expected).abs() >= 2.0 * (var + 1.0).sqrt()
+                    && nb_tail_z(c, expected, var, config.z_cap).abs() >= config.flag_z
+            };
+            let Some(k) = self.keys.iter_mut().find(|(k, _)| *k == s).map(|(_, b)| b) else {
+                out.push((s, c));
+                continue;
+            };
+            if outlier && k.imputed < config.max_held_chunks {
+                k.imputed += 1;
+                out.push((s, mu * n));
+            } else {
+                k.imputed = 0;
+                out.push((s, c));
+            }
+        }
+        out
+    }
+
+    /// Mean lines per span and the spread of that rate (per span). The spread is at least that
+    /// of a line a span logs or not at random (`mu (1 - mu)`), and at least `floor · mu`.
+    fn rate(&self, s: &Statement, floor: f64) -> (f64, f64) {
         let Some(b) = self.key(s) else {
             return (0.0, 0.0);
         };
         let mu = b.lines / self.spans;
         let spread = (b.lines_sq_per_span - b.lines * b.lines / self.spans).max(0.0)
             / (self.chunks - 1.0).max(1.0);
-        (mu, spread.max(mu))
+        (mu, spread.max(mu * (1.0 - mu).max(floor)))
     }
 }
 
@@ -245,14 +294,16 @@ impl StatementModel {
                 }
             };
             let base = &mut self.ops[i].1;
+            let chunk_lines = lines.get(op).map_or(&[][..], |v| &v[..]);
+            let counts = base.robust_counts(chunk_lines, n, config);
             base.spans = base.spans * keep + n;
             base.chunks = base.chunks * keep + 1.0;
             for (_, k) in &mut base.keys {
                 k.lines *= keep;
                 k.lines_sq_per_span *= keep;
             }
-            for (s, c) in lines.get(op).into_iter().flatten() {
-                let k = base.key_mut(s);
+            for (s, c) in counts {
+                let k = base.key_mut(&s);
                 k.lines += c;
                 k.lines_sq_per_span += c * c / n;
             }
@@ -302,7 +353,7 @@ impl StatementModel {
                     let Some(z) = statement_z(base, s, *nw, cw, config) else {
                         continue;
                     };
-                    let (mu, _) = base.rate(s);
+                    let (mu, _) = base.rate(s, config.min_dispersion);
                     let finding = StatementFinding {
                         operation: (*op).clone(),
                         statement: s.clone(),
@@ -346,7 +397,7 @@ fn statement_z(
     cw: f64,
     config: &StatementConfig,
 ) -> Option<f64> {
-    let (mu, spread) = base.rate(s);
+    let (mu, spread) = base.rate(s, config.min_dispersion);
     let expected = mu * nw;
     let var = spread * nw;
     let rough = (cw - expected) / (var + 1.0).sqrt();
@@ -354,18 +405,29 @@ fn statement_z(
     if !notable {
         return None;
     }
-    let mean = if expected > 0.0 {
-        expected
+    let (mean, var) = if expected > 0.0 {
+        (expected, var)
     } else {
-        config.unseen_mean
+        (config.unseen_mean, config.unseen_mean)
     };
-    let z = nb_tail_z(cw, mean, var.max(mean), config.z_cap);
+    let z = nb_tail_z(cw, mean, var, config.z_cap);
     Some(z)
 }
 
-/// ln P(X = k) for a negative binomial with mean `m` and variance `var` (Poisson when
-/// `var` ≈ `m`).
+/// ln P(X = k) for a count with mean `m` and variance `var`: negative binomial when `var > m`,
+/// Poisson when `var` ≈ `m`, and binomial (`m / p` trials of probability `p = 1 - var / m`)
+/// when `var < m`, as for a statement that every span logs exactly once.
 fn nb_ln_pmf(k: f64, m: f64, var: f64) -> f64 {
+    if var < m * 0.9999 {
+        let p = 1.0 - var / m;
+        let n = m / p;
+        if k > n {
+            return f64::NEG_INFINITY;
+        }
+        return libm::lgamma(n + 1.0) - libm::lgamma(k + 1.0) - libm::lgamma(n - k + 1.0)
+            + k * p.ln()
+            + (n - k) * (1.0 - p).ln();
+    }
     if var <= m * 1.0001 {
         return k * m.ln() - m - libm::lgamma(k + 1.0);
     }
@@ -376,9 +438,13 @@ fn nb_ln_pmf(k: f64, m: f64, var: f64) -> f64 {
 
 /// Signed z-equivalent `sqrt(-2 ln P)` of the tail of `k` (upper when above the mean, lower
 /// otherwise), capped at `cap`.
+///
+/// Under-dispersion (`var < m`) sharpens only the lower tail: a span that logs a statement
+/// once as a rule may still log it twice, so a rise is judged at least as loosely as Poisson.
 pub fn nb_tail_z(k: f64, m: f64, var: f64, cap: f64) -> f64 {
     let k = k.round().max(0.0);
     let upper = k > m;
+    let var = if upper { var.max(m) } else { var };
     let mut terms = Vec::new();
     if upper {
         // The pmf falls beyond the mode; stop once terms are negligible.
@@ -451,8 +517,16 @@ mod tests {
         assert!(nb_tail_z(30.0, 10.0, 10.0, 10.0) > 4.0);
         assert!(nb_tail_z(0.0, 10.0, 10.0, 10.0) < -4.0);
         assert!(nb_tail_z(11.0, 10.0, 10.0, 10.0).abs() < 1.5);
-        // Over-dispersion makes the same count less surprising.
+        // Over-dispersion makes the same count less surprising...
         assert!(nb_tail_z(30.0, 10.0, 100.0, 10.0) < nb_tail_z(30.0, 10.0, 10.0, 10.0));
+        // ... and under-dispersion (a statement every span logs once) more.
+        assert!(nb_tail_z(0.0, 15.0, 1.5, 10.0) < -8.0);
+        assert!(nb_tail_z(0.0, 15.0, 15.0, 10.0) > -6.0);
+        assert!(nb_tail_z(14.0, 15.0, 1.5, 10.0).abs() < 2.0);
+        assert_eq!(
+            nb_tail_z(20.0, 15.0, 1.5, 10.0),
+            nb_tail_z(20.0, 15.0, 15.0, 10.0)
+        );
     }
 
     #[test]
@@ -473,6 +547,34 @@ mod tests {
             .find(|f| f.statement == info)
             .expect("a drop");
         assert!(f.z <= -5.0, "{f:?}");
+    }
+
+    #[test]
+    fn an_outlier_chunk_is_folded_as_expected_until_it_lasts() {
+        let info = stmt("TravelServiceImpl#372", true);
+        let config = StatementConfig::default();
+        let mut base = OpBaseline::default();
+        base.spans = 600.0;
+        base.chunks = 10.0;
+        base.key_mut(&info).lines = 600.0;
+        base.key_mut(&info).lines_sq_per_span = 600.0;
+        // A normal chunk is folded as it is.
+        assert_eq!(
+            base.robust_counts(&[(&info, 58.0)], 60.0, &config),
+            vec![(info.clone(), 58.0)]
+        );
+        // A chunk where the statement stopped is folded as the expected 60 lines...
+        for _ in 0..config.max_held_chunks {
+            assert_eq!(
+                base.robust_counts(&[], 60.0, &config),
+                vec![(info.clone(), 60.0)]
+            );
+        }
+        // ... until the stop has lasted long enough to be the new normal.
+        assert_eq!(
+            base.robust_counts(&[], 60.0, &config),
+            vec![(info.clone(), 0.0)]
+        );
     }
 
     #[test]

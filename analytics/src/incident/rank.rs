@@ -59,15 +59,30 @@ pub(crate) fn weight(a: &Anomaly) -> f64 {
 
 /// A CPU or memory metric (`container.cpu.utilization`, `process.memory.usage`, `CpuUsageRate`).
 fn own_resource(measure: &str) -> bool {
+    resource(measure).is_some()
+}
+
+/// The resource a metric measures, `cpu` or `memory`, if it is one of them.
+fn resource(measure: &str) -> Option<&'static str> {
     let m = measure.to_ascii_lowercase();
-    m.contains("cpu") || m.contains("memory")
+    if m.contains("cpu") {
+        Some("cpu")
+    } else if m.contains("memory") {
+        Some("memory")
+    } else {
+        None
+    }
 }
 
 /// Series that differ only in a quantile (`latency_p95{op}` and `latency_p99{op}`,
 /// `ClientLatencyP90` and `ClientLatencyP99`) measure one thing and count once; so do a
-/// service's span series of one measure across its operations.
+/// service's span series of one measure across its operations, and its metrics of one
+/// resource in different units (`CpuUsage` in millicores and `CpuUsageRate` in percent).
 fn family(a: &Anomaly) -> String {
     let m = a.key.measure.as_str();
+    if let Some(r) = resource(m).filter(|_| a.key.signal == Signal::Metrics) {
+        return format!("{r}{{{}}}", a.key.scope);
+    }
     let digits = m.trim_end_matches(|c: char| c.is_ascii_digit());
     let base = match digits.len() < m.len() {
         true => digits
@@ -258,7 +273,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn quantiles_and_nested_operations_of_one_measure_count_once() {
+    fn quantiles_nested_operations_and_units_of_one_measure_count_once() {
         // A slow query shows in every operation above it and in every quantile; three
         // different kinds of evidence in another service weigh more.
         let mut anomalies: Vec<Anomaly> = ["GET /orders", "SELECT orders", "OrderRepo.find"]
@@ -278,8 +293,14 @@ pub(crate) mod tests {
             20,
             0.9,
         ));
+        // One CPU change in two units counts once.
+        for m in ["CpuUsage", "CpuUsageRate"] {
+            anomalies.push(anomaly("cart", Signal::Metrics, m, "", 20, 0.9));
+        }
         let ranked = rank(&anomalies, &Graph::default());
         assert_eq!(ranked[0].service, "food", "{ranked:#?}");
+        let cart = ranked.iter().find(|c| c.service == "cart").unwrap();
+        assert!((cart.raw - 0.9 * 0.7).abs() < 1e-9, "{cart:#?}");
         let order = ranked.iter().find(|c| c.service == "order").unwrap();
         assert!((order.raw - 0.99).abs() < 1e-9, "{order:#?}");
         assert!(order.evidence[0].starts_with("latency_p"), "{order:#?}");
