@@ -632,9 +632,10 @@ mod tests {
             .find(|a| a.key.scope == "GET /route: r.c.RouteController#53")
             .unwrap_or_else(|| panic!("{found:#?}"));
         assert_eq!(stopped.key.measure, STATEMENT_MEASURE);
-        // Found while the window still holds the last lines: fewer lines than spans expect.
+        // Found while the window still holds the last lines: for a statement every span logs
+        // once, a third of them missing is already improbable.
         assert!(
-            stopped.observed < stopped.expected.unwrap() / 2.0 && stopped.score > 0.5,
+            stopped.observed <= stopped.expected.unwrap() * 2.0 / 3.0 && stopped.score > 0.5,
             "{stopped:?}"
         );
         assert!(
