@@ -78,6 +78,21 @@ fn open_csv(path: &Path) -> anyhow::Result<csv::Reader<Box<dyn Read>>> {
     Ok(csv::ReaderBuilder::new().flexible(true).from_reader(reader))
 }
 
+/// The positions of `names` among the file's columns; an error names the first one missing.
+fn columns<const N: usize>(
+    path: &Path,
+    headers: &csv::StringRecord,
+    names: [&str; N],
+) -> anyhow::Result<[usize; N]> {
+    let mut out = [0; N];
+    for (slot, name) in out.iter_mut().zip(names) {
+        *slot = headers.iter().position(|h| h == name).with_context(|| {
+            format!("{}: no column {name} (columns {headers:?})", path.display())
+        })?;
+    }
+    Ok(out)
+}
+
 fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
@@ -147,19 +162,19 @@ fn read_spans(
     out: &mut Vec<(i64, String, Record)>,
 ) -> anyhow::Result<()> {
     let mut reader = open_csv(path)?;
-    let headers = reader.headers()?.clone();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let (Some(trace), Some(span), Some(parent), Some(pod), Some(name), Some(start), Some(end)) = (
-        col("TraceID"),
-        col("SpanID"),
-        col("ParentID"),
-        col("PodName"),
-        col("OperationName"),
-        col("StartTimeUnixNano"),
-        col("EndTimeUnixNano"),
-    ) else {
-        bail!("{}: not a trace file (columns {headers:?})", path.display());
-    };
+    let [trace, span, parent, pod, name, start, end] = columns(
+        path,
+        reader.headers()?,
+        [
+            "TraceID",
+            "SpanID",
+            "ParentID",
+            "PodName",
+            "OperationName",
+            "StartTimeUnixNano",
+            "EndTimeUnixNano",
+        ],
+    )?;
     for row in reader.records() {
         let row = row.with_context(|| format!("reading {}", path.display()))?;
         let (Some(trace_id), Some(span_id)) = (hex(&row[trace]), hex(&row[span])) else {
@@ -288,19 +303,19 @@ fn read_logs(
     out: &mut Vec<(i64, String, Record)>,
 ) -> anyhow::Result<()> {
     let mut reader = open_csv(path)?;
-    let headers = reader.headers()?.clone();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let (Some(ts), Some(nanos), Some(node), Some(pod), Some(trace), Some(span), Some(log)) = (
-        col("Timestamp"),
-        col("TimeUnixNano"),
-        col("Node"),
-        col("PodName"),
-        col("TraceID"),
-        col("SpanID"),
-        col("Log"),
-    ) else {
-        bail!("{}: not a log file (columns {headers:?})", path.display());
-    };
+    let [ts, nanos, node, pod, trace, span, log] = columns(
+        path,
+        reader.headers()?,
+        [
+            "Timestamp",
+            "TimeUnixNano",
+            "Node",
+            "PodName",
+            "TraceID",
+            "SpanID",
+            "Log",
+        ],
+    )?;
     for row in reader.records() {
         let row = row.with_context(|| format!("reading {}", path.display()))?;
         let Some(time) = log_time(&row[nanos], &row[ts]) else {
@@ -356,15 +371,7 @@ fn metric_name(column: &str) -> (&str, &str) {
 fn read_metrics(path: &Path, out: &mut Vec<(i64, String, Record)>) -> anyhow::Result<()> {
     let mut reader = open_csv(path)?;
     let headers = reader.headers()?.clone();
-    let (Some(stamp), Some(pod)) = (
-        headers.iter().position(|h| h == "TimeStamp"),
-        headers.iter().position(|h| h == "PodName"),
-    ) else {
-        bail!(
-            "{}: not a pod metric file (columns {headers:?})",
-            path.display()
-        );
-    };
+    let [stamp, pod] = columns(path, &headers, ["TimeStamp", "PodName"])?;
     for row in reader.records() {
         let row = row.with_context(|| format!("reading {}", path.display()))?;
         let Ok(seconds) = row[stamp].trim().parse::<f64>() else {
@@ -408,19 +415,16 @@ fn gauge(column: &str, time: i64, value: f64) -> Metric {
 pub fn cases(root: &Path) -> anyhow::Result<Vec<Case>> {
     let path = root.join("labels").join("cases.csv");
     let mut reader = open_csv(&path)?;
-    let headers = reader.headers()?.clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .with_context(|| format!("{}: no column {name}", path.display()))
-    };
-    let (id, inject, service, kind) = (
-        col("case_id")?,
-        col("inject_unix_utc")?,
-        col("root_cause_service")?,
-        col("fault_type")?,
-    );
+    let [id, inject, service, kind] = columns(
+        &path,
+        reader.headers()?,
+        [
+            "case_id",
+            "inject_unix_utc",
+            "root_cause_service",
+            "fault_type",
+        ],
+    )?;
     let mut out = Vec::new();
     for row in reader.records() {
         let row = row?;

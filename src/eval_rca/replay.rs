@@ -5,15 +5,15 @@
 //! detection cycle and the incident tracker, exactly as in the daemon. Nothing from the labels
 //! reaches that path. A case is scored on the incident an SRE would open first: of the incidents
 //! that open or take in evidence from 60 s before its injection to 3 minutes after (the corpus
-//! ships 3 minutes of data per case, and some cases are only 4 minutes apart), the one whose top candidate scores highest, with its
-//! ranking as of its last change in that span. A case with no such incident has no rank (it
+//! ships 3 minutes of data per case, and some cases are only 4 minutes apart), the one whose top
+//! candidate scores highest, with its ranking as of its last change in that span. A case with no such incident has no rank (it
 //! counts as missed, and as rank `services + 1` in the mean).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
-use scry_analytics::incident::{Change, Incident};
+use scry_analytics::incident::Change;
 
 use super::Pipeline;
 use super::nezha::{self, Case, Requests};
@@ -24,8 +24,10 @@ const CYCLE: i64 = 5 * SECOND;
 const BEFORE: i64 = 60 * SECOND;
 const AFTER: i64 = 180 * SECOND;
 
-/// (cycle time, change, incident after it)
-type Event = (i64, Change, Incident);
+/// An incident's ranking as (service, score), best first.
+type Ranking = [(String, f64)];
+/// (cycle time, change, the incident's ranking after it)
+type Event = (i64, Change, Vec<(String, f64)>);
 
 struct Scored<'a> {
     case: &'a Case,
@@ -67,7 +69,8 @@ pub async fn run(root: &Path, json: bool) -> anyhow::Result<()> {
         pipeline.ingest.logs(&requests.logs()).await?;
         pipeline.ingest.metrics(&requests.metrics()).await?;
         for (change, incident) in pipeline.cycle(t).await? {
-            events.push((t, change, incident));
+            let ranking = incident.ranking.into_iter();
+            events.push((t, change, ranking.map(|c| (c.service, c.score)).collect()));
         }
         t += CYCLE;
     }
@@ -86,25 +89,24 @@ pub async fn run(root: &Path, json: bool) -> anyhow::Result<()> {
 fn score<'a>(case: &'a Case, events: &[Event]) -> Scored<'a> {
     let span = case.inject_ns - BEFORE..=case.inject_ns + AFTER;
     // Each incident active in the span, as of its last change in the span.
-    let mut active: BTreeMap<u64, (i64, &Incident)> = BTreeMap::new();
-    for (at, change, incident) in events.iter().filter(|(at, _, _)| span.contains(at)) {
+    let mut active: BTreeMap<u64, (i64, &Ranking)> = BTreeMap::new();
+    for (at, change, ranking) in events.iter().filter(|(at, _, _)| span.contains(at)) {
         if !matches!(change, Change::Resolved(_)) {
             let first = active.get(&change.id()).map_or(*at, |(f, _)| *f);
-            active.insert(change.id(), (first, incident));
+            active.insert(change.id(), (first, ranking));
         }
     }
-    let position = |i: &Incident| {
-        i.ranking
-            .iter()
-            .position(|c| c.service == case.service)
+    let position = |r: &Ranking| {
+        r.iter()
+            .position(|(service, _)| *service == case.service)
             .map(|p| p + 1)
     };
-    let best_rank = active.values().filter_map(|(_, i)| position(i)).min();
-    let severity = |i: &Incident| i.top().map_or(0.0, |c| c.score);
+    let best_rank = active.values().filter_map(|(_, r)| position(r)).min();
+    let severity = |r: &Ranking| r.first().map_or(0.0, |(_, score)| *score);
     let chosen = active
         .values()
         .max_by(|a, b| severity(a.1).total_cmp(&severity(b.1)).then(b.0.cmp(&a.0)));
-    let Some((at, incident)) = chosen else {
+    let Some((at, ranking)) = chosen else {
         return Scored {
             case,
             rank: None,
@@ -113,17 +115,12 @@ fn score<'a>(case: &'a Case, events: &[Event]) -> Scored<'a> {
             top: Vec::new(),
         };
     };
-    let ranking: Vec<(String, f64)> = incident
-        .ranking
-        .iter()
-        .map(|c| (c.service.clone(), c.score))
-        .collect();
     Scored {
         case,
-        rank: position(incident),
+        rank: position(ranking),
         best_rank,
         delay_s: Some((at - case.inject_ns) as f64 / 1e9),
-        top: ranking.into_iter().take(3).collect(),
+        top: ranking.iter().take(3).cloned().collect(),
     }
 }
 

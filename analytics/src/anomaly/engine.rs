@@ -254,8 +254,7 @@ impl Engine {
         }
     }
 
-    /// Scores points with their series' models (creating models for new series), then each
-    /// service's RED vector with its PCA model; forgets series idle beyond the horizon.
+    /// A log statement finding as an anomaly of `log_statement{operation: statement}`.
     fn statement(&self, f: StatementFinding) -> Anomaly {
         let attributes = vec![
             ("operation".to_string(), f.operation.name.clone()),
@@ -292,6 +291,8 @@ impl Engine {
         }
     }
 
+    /// Scores points with their series' models (creating models for new series), then each
+    /// service's RED vector with its PCA model; forgets series idle beyond the horizon.
     fn score(&self, points: &[Point]) -> Vec<Anomaly> {
         let mut models = self.models.lock();
         let mut out = Vec::new();

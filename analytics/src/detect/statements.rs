@@ -130,35 +130,39 @@ impl OpBaseline {
         n: f64,
         config: &StatementConfig,
     ) -> Vec<(Statement, f64)> {
-        let judged = self.spans >= config.min_base_spans && self.chunks >= config.min_base_chunks;
-        let seen = chunk.iter().map(|(s, c)| ((*s).clone(), *c));
-        let missing: Vec<(Statement, f64)> = self
-            .keys
+        let judged = self.judged(config);
+        let count = |s: &Statement| chunk.iter().find(|(k, _)| *k == s).map(|(_, c)| *c);
+        // Statements new to the baseline are folded as they are.
+        let mut out: Vec<(Statement, f64)> = chunk
             .iter()
-            .filter(|(k, _)| !chunk.iter().any(|(s, _)| *s == k))
-            .map(|(k, _)| (k.clone(), 0.0))
+            .filter(|(s, _)| self.key(s).is_none())
+            .map(|(s, c)| ((*s).clone(), *c))
             .collect();
-        let mut out = Vec::new();
-        for (s, c) in seen.chain(missing) {
-            let (mu, spread) = self.rate(&s, config.min_dispersion);
-            let outlier = judged && mu > 0.0 && {
-                let (expected, var) = (mu * n, spread * n);
-                (c - expected).abs() >= 2.0 * (var + 1.0).sqrt()
-                    && nb_tail_z(c, expected, var, config.z_cap).abs() >= config.flag_z
-            };
-            let Some(k) = self.keys.iter_mut().find(|(k, _)| *k == s).map(|(_, b)| b) else {
-                out.push((s, c));
-                continue;
-            };
-            if outlier && k.imputed < config.max_held_chunks {
+        for i in 0..self.keys.len() {
+            let s = &self.keys[i].0;
+            let c = count(s).unwrap_or(0.0);
+            let (mu, spread) = self.rate(s, config.min_dispersion);
+            let (expected, var) = (mu * n, spread * n);
+            let outlier = judged
+                && mu > 0.0
+                && (c - expected).abs() >= 2.0 * (var + 1.0).sqrt()
+                && nb_tail_z(c, expected, var, config.z_cap).abs() >= config.flag_z;
+            let (s, k) = &mut self.keys[i];
+            let folded = if outlier && k.imputed < config.max_held_chunks {
                 k.imputed += 1;
-                out.push((s, mu * n));
+                expected
             } else {
                 k.imputed = 0;
-                out.push((s, c));
-            }
+                c
+            };
+            out.push((s.clone(), folded));
         }
         out
+    }
+
+    /// Whether the baseline has seen enough spans, in enough chunks, to judge a window by.
+    fn judged(&self, config: &StatementConfig) -> bool {
+        self.spans >= config.min_base_spans && self.chunks >= config.min_base_chunks
     }
 
     /// Mean lines per span and the spread of that rate (per span). The spread is at least that
@@ -319,7 +323,7 @@ impl StatementModel {
                 *out.spans.entry(op).or_default() += *n as f64;
             }
             for ((op, s), n) in &c.lines {
-                *out.lines.entry((op, s)).or_default() += *n as f64;
+                *out.lines.entry(op).or_default().entry(s).or_default() += *n as f64;
             }
         }
         out
@@ -339,17 +343,18 @@ impl StatementModel {
                 let Some(base) = self.index.get(*op).map(|i| &self.ops[*i].1) else {
                     continue;
                 };
-                if base.spans < config.min_base_spans || base.chunks < config.min_base_chunks {
+                if !base.judged(config) {
                     continue;
                 }
+                let lines = win.lines.get(op);
                 let seen = base.keys.iter().map(|(s, _)| s);
-                let new = win
-                    .lines
-                    .keys()
-                    .filter(|(o, s)| o == op && base.key(s).is_none())
-                    .map(|(_, s)| *s);
+                let new = lines
+                    .into_iter()
+                    .flat_map(|l| l.keys())
+                    .filter(|s| base.key(s).is_none())
+                    .copied();
                 for s in seen.chain(new) {
-                    let cw = win.lines.get(&(*op, s)).copied().unwrap_or(0.0);
+                    let cw = lines.and_then(|l| l.get(s)).copied().unwrap_or(0.0);
                     let Some(z) = statement_z(base, s, *nw, cw, config) else {
                         continue;
                     };
@@ -385,7 +390,8 @@ impl StatementModel {
 struct WindowCounts<'a> {
     start: i64,
     spans: HashMap<&'a Operation, f64>,
-    lines: HashMap<(&'a Operation, &'a Statement), f64>,
+    /// Lines per operation, per statement.
+    lines: HashMap<&'a Operation, HashMap<&'a Statement, f64>>,
 }
 
 /// The signed z of `cw` lines in `nw` spans, when it departs in the direction that matters

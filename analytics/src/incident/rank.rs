@@ -52,17 +52,13 @@ pub(crate) fn weight(a: &Anomaly) -> f64 {
         (Signal::Logs, _) => 0.3,
         // The service's own CPU or memory points at the service itself; other metrics (latency
         // and traffic gauges) move with its callers and callees.
-        (Signal::Metrics, m) if own_resource(m) => 0.7,
+        (Signal::Metrics, m) if resource(m).is_some() => 0.7,
         (Signal::Metrics, _) => 0.5,
     }
 }
 
-/// A CPU or memory metric (`container.cpu.utilization`, `process.memory.usage`, `CpuUsageRate`).
-fn own_resource(measure: &str) -> bool {
-    resource(measure).is_some()
-}
-
-/// The resource a metric measures, `cpu` or `memory`, if it is one of them.
+/// The resource a metric measures, `cpu` or `memory`, if it is one of them
+/// (`container.cpu.utilization`, `process.memory.usage`, `CpuUsageRate`).
 fn resource(measure: &str) -> Option<&'static str> {
     let m = measure.to_ascii_lowercase();
     if m.contains("cpu") {

@@ -41,6 +41,13 @@ impl Default for IncidentConfig {
     }
 }
 
+impl IncidentConfig {
+    /// Whether `a` is strong enough to keep an incident open or link two ([`Self::extend_score`]).
+    fn strong(&self, a: &Anomaly) -> bool {
+        a.score * weight(a) >= self.extend_score
+    }
+}
+
 /// One incident.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
@@ -177,7 +184,7 @@ impl Tracker {
         let gap = self.config.merge_gap_ns;
         let mut touched: BTreeSet<u64> = BTreeSet::new();
         for a in anomalies {
-            let strong = a.score * weight(&a) >= self.config.extend_score;
+            let strong = self.config.strong(&a);
             let homes: Vec<usize> = (0..self.open.len())
                 .filter(|i| self.open[*i].related(&a, graph, gap, strong))
                 .collect();
@@ -187,7 +194,7 @@ impl Tracker {
                     for i in rest.iter().rev().filter(|_| strong) {
                         let other = self.open.remove(*i);
                         for b in other.anomalies {
-                            let s = b.score * weight(&b) >= self.config.extend_score;
+                            let s = self.config.strong(&b);
                             self.open[*first].absorb(b, self.config.max_evidence, s);
                         }
                     }
@@ -291,7 +298,7 @@ impl Tracker {
             ranking: Vec::new(),
         };
         for a in group {
-            let strong = a.score * weight(&a) >= self.config.extend_score;
+            let strong = self.config.strong(&a);
             inc.absorb(a, self.config.max_evidence, strong);
         }
         self.open.push(inc);

@@ -56,32 +56,29 @@ pub struct StatementCounts {
     pub lines: HashMap<(Operation, Statement), u64>,
 }
 
-/// Names to small ids, so the per-row work hashes integers.
-struct Names<T> {
-    ids: HashMap<T, u32>,
-    names: Vec<T>,
+/// Statement ids, looked up by borrowed name (informational and other statements apart), so a
+/// known statement costs no allocation per log line.
+#[derive(Default)]
+struct StatementIds {
+    /// [other, informational]: name → id.
+    ids: [HashMap<String, u32>; 2],
+    names: Vec<Statement>,
 }
 
-impl<T> Default for Names<T> {
-    fn default() -> Self {
-        Self {
-            ids: HashMap::new(),
-            names: Vec::new(),
-        }
-    }
-}
-
-impl<T: Clone + Eq + std::hash::Hash> Names<T> {
-    fn id(&mut self, name: T) -> Option<u32> {
-        if let Some(id) = self.ids.get(&name) {
+impl StatementIds {
+    fn id(&mut self, name: &str, info: bool) -> Option<u32> {
+        if let Some(id) = self.ids[usize::from(info)].get(name) {
             return Some(*id);
         }
         if self.names.len() >= MAX_NAMES {
             return None;
         }
         let id = self.names.len() as u32;
-        self.ids.insert(name.clone(), id);
-        self.names.push(name);
+        self.ids[usize::from(info)].insert(name.to_string(), id);
+        self.names.push(Statement {
+            name: name.to_string(),
+            info,
+        });
         Some(id)
     }
 }
@@ -118,7 +115,9 @@ impl OperationIds {
 #[derive(Default)]
 pub(crate) struct StatementIndex {
     operations: OperationIds,
-    statements: Names<Statement>,
+    statements: StatementIds,
+    /// Reused to spell a record's source location.
+    location: String,
     current: HashMap<u64, u32>,
     previous: HashMap<u64, u32>,
     generation_start: i64,
@@ -152,15 +151,23 @@ impl StatementIndex {
     }
 }
 
-/// The source location of a record from its `code.*` attributes, e.g. `c.s.Foo#37`.
-fn location(attributes: &MapArray, row: usize) -> Option<String> {
+/// Writes the source location of a record from its `code.*` attributes (e.g. `c.s.Foo#37`)
+/// into `out`; false when it has none.
+fn location(attributes: &MapArray, row: usize, out: &mut String) -> bool {
+    use std::fmt::Write;
     let attr = |k| map_value(attributes, row, k);
-    let line = attr("code.line.number").or_else(|| attr("code.lineno"))?;
-    let place = attr("code.namespace")
+    let Some(line) = attr("code.line.number").or_else(|| attr("code.lineno")) else {
+        return false;
+    };
+    let Some(place) = attr("code.namespace")
         .or_else(|| attr("code.file.path"))
         .or_else(|| attr("code.filepath"))
-        .or_else(|| attr("code.function.name"))?;
-    Some(format!("{place}#{line}"))
+        .or_else(|| attr("code.function.name"))
+    else {
+        return false;
+    };
+    out.clear();
+    write!(out, "{place}#{line}").is_ok()
 }
 
 fn level(severity: i32) -> &'static str {
@@ -274,17 +281,17 @@ fn statement_ids(
     row: usize,
 ) -> Option<[u32; 2]> {
     let info = severity < WARN_SEVERITY;
-    let name = attributes.and_then(|a| location(a, row)).or_else(|| {
-        templates
-            .filter(|t| t.is_valid(row))
-            .map(|t| t.value(row).to_string())
-    })?;
-    let level = index.statements.id(Statement {
-        name: level(severity).to_string(),
-        info,
-    })?;
-    let statement = index.statements.id(Statement { name, info })?;
-    Some([level, statement])
+    let mut buffer = std::mem::take(&mut index.location);
+    let name = match attributes.is_some_and(|a| location(a, row, &mut buffer)) {
+        true => Some(buffer.as_str()),
+        false => templates.filter(|t| t.is_valid(row)).map(|t| t.value(row)),
+    };
+    let ids = name.and_then(|name| {
+        let level = index.statements.id(level(severity), info)?;
+        Some([level, index.statements.id(name, info)?])
+    });
+    index.location = buffer;
+    ids
 }
 
 #[cfg(test)]
