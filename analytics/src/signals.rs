@@ -305,21 +305,22 @@ impl Aggregator {
             warm_up_ns: i64::try_from(self.config.novelty_warm_up.as_nanos()).unwrap_or(i64::MAX),
         };
         let index = &mut self.statement_index;
+        let times = batch
+            .column_by_name(TIME_COLUMN)
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            .map(|t| t.values());
         match table {
             Table::Spans => {
                 bucket.spans.observe(batch, rows, room, &mut ctx);
-                if let Some(times) = batch
-                    .column_by_name(TIME_COLUMN)
-                    .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-                {
-                    bucket
-                        .statements
-                        .observe_spans(batch, rows, index, times.values());
+                if let Some(times) = times {
+                    bucket.statements.observe_spans(batch, rows, index, times);
                 }
             }
             Table::Logs => {
                 bucket.logs.observe(batch, rows, room, &mut ctx);
-                bucket.statements.observe_logs(batch, rows, index);
+                if let Some(times) = times {
+                    bucket.statements.observe_logs(batch, rows, index, times);
+                }
             }
             Table::Metrics => bucket
                 .metrics

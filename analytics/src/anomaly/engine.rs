@@ -254,9 +254,10 @@ impl Engine {
         }
     }
 
-    /// A log statement finding as an anomaly of `log_statement{operation: statement}`.
+    /// A log statement finding as an anomaly of `log_statement{operation: statement}` (or
+    /// `{operation: before → statement}` for a transition).
     fn statement(&self, f: StatementFinding) -> Anomaly {
-        let attributes = vec![
+        let mut attributes = vec![
             ("operation".to_string(), f.operation.name.clone()),
             ("statement".to_string(), f.statement.name.clone()),
             ("spans".to_string(), format!("{}", f.spans)),
@@ -269,6 +270,14 @@ impl Engine {
                 ),
             ),
         ];
+        // Counted per line of the statement before it: `op: A → B`.
+        let scope = match &f.operation.after {
+            Some(after) => {
+                attributes.push(("after".to_string(), after.clone()));
+                format!("{}: {after} → {}", f.operation.name, f.statement.name)
+            }
+            None => format!("{}: {}", f.operation.name, f.statement.name),
+        };
         Anomaly {
             time_ns: f.bucket_ns,
             width_ns: self.width_ns,
@@ -276,7 +285,7 @@ impl Engine {
                 service: f.operation.service,
                 signal: Signal::Logs,
                 measure: STATEMENT_MEASURE.to_string(),
-                scope: format!("{}: {}", f.operation.name, f.statement.name),
+                scope,
             },
             observed: f.observed,
             expected: Some(f.expected),
@@ -481,12 +490,17 @@ mod tests {
 
     /// Spans of `service`: (start, operation, duration ms, failed with HTTP 503).
     fn spans(service: &str, plan: &[(i64, &str, f64, bool)]) -> RecordBatch {
+        spans_from(service, plan, 1)
+    }
+
+    /// As [`spans`], with span ids from `first_id` on.
+    fn spans_from(service: &str, plan: &[(i64, &str, f64, bool)], first_id: u64) -> RecordBatch {
         let spans = plan
             .iter()
             .enumerate()
             .map(|(i, (start, op, ms, failed))| Span {
                 trace_id: ((i as u128 + 1) << 8).to_be_bytes().to_vec(),
-                span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+                span_id: (i as u64 + first_id).to_be_bytes().to_vec(),
                 name: (*op).into(),
                 kind: 2,
                 start_time_unix_nano: *start as u64,
@@ -554,11 +568,21 @@ mod tests {
 
     /// One log line per span id 1..=n of `service` at `t`, from `location` (`Class#line`).
     fn lines(service: &str, t: i64, n: u64, location: (&str, i64)) -> RecordBatch {
+        lines_for(service, t, 1..=n, location)
+    }
+
+    /// One log line per span id in `ids`, as [`lines`].
+    fn lines_for(
+        service: &str,
+        t: i64,
+        ids: std::ops::RangeInclusive<u64>,
+        location: (&str, i64),
+    ) -> RecordBatch {
         use scry_collector::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
         use scry_collector::opentelemetry_proto::tonic::logs::v1::{
             LogRecord, ResourceLogs, ScopeLogs,
         };
-        let log_records = (1..=n)
+        let log_records = ids
             .map(|id| LogRecord {
                 time_unix_nano: t as u64,
                 severity_number: 9,
@@ -643,6 +667,49 @@ mod tests {
             found
                 .iter()
                 .any(|a| a.key.scope == stopped.key.scope && a.observed == 0.0)
+        );
+    }
+
+    #[test]
+    fn a_statement_that_stops_following_another_is_found_however_many_spans_reach_it() {
+        let engine = Engine::new(DetectionConfig::default());
+        let first = 1_000 * BUCKET;
+        let mut found = Vec::new();
+        for b in 0..80 {
+            let start = first + b * BUCKET;
+            let ids = b as u64 * 100 + 1;
+            let plan: Vec<_> = (0..10)
+                .map(|i| (start + i * 900_000_000, "GET /route", 20.0, false))
+                .collect();
+            engine.observe_at(Table::Spans, &spans_from("route", &plan, ids), start);
+            // 4, 7 or 10 of the spans get as far as `#10` (the others fail before it, as when
+            // a callee fails); each logs `#20` after it until bucket 60, then none does.
+            let reach = [4, 7, 10][b as usize % 3];
+            let at = ids..=ids + reach - 1;
+            let a = lines_for("route", start + 500_000_000, at.clone(), ("r.c.R", 10));
+            engine.observe_at(Table::Logs, &a, start);
+            if b < 60 {
+                let b = lines_for("route", start + 600_000_000, at, ("r.c.R", 20));
+                engine.observe_at(Table::Logs, &b, start);
+            }
+            let cycle = engine.cycle(start + 2 * BUCKET).0;
+            let transition = |a: &Anomaly| a.key.scope == "GET /route: r.c.R#10 → r.c.R#20";
+            if b < 60 {
+                assert!(!cycle.iter().any(transition), "{cycle:#?}");
+            }
+            found.extend(cycle.into_iter().filter(transition));
+        }
+        let strongest = found
+            .iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .unwrap_or_else(|| panic!("no transition anomaly"));
+        assert!(strongest.score > 0.8, "{strongest:?}");
+        assert_eq!(strongest.observed, 0.0, "{strongest:?}");
+        assert!(
+            strongest
+                .evidence
+                .attributes
+                .contains(&("after".to_string(), "r.c.R#10".to_string()))
         );
     }
 

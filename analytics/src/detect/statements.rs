@@ -485,6 +485,7 @@ mod tests {
         Operation {
             service: "route".into(),
             name: "queryByIds".into(),
+            after: None,
         }
     }
 

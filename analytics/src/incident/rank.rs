@@ -18,6 +18,11 @@ use crate::signals::Signal;
 
 /// Series counted per service.
 const TOP_SERIES: usize = 5;
+/// Evidence counts with weight `exp(-age / RECENCY_NS)`, its age taken from the incident's
+/// latest anomaly: a ranking says what is wrong now. A fault that persists keeps being flagged
+/// and keeps its weight; a blip from minutes ago, or the previous fault of a long incident,
+/// fades.
+const RECENCY_NS: f64 = 120e9;
 
 /// One ranked root-cause candidate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -108,10 +113,12 @@ struct Evidence {
 /// Ranks the services of `anomalies` as root causes, best first.
 pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
     let mut by_service: BTreeMap<&str, Evidence> = BTreeMap::new();
+    let latest = anomalies.iter().map(|a| a.time_ns).max().unwrap_or(0);
     for a in anomalies {
         let e = by_service.entry(&a.key.service).or_default();
         // The family's strongest series stands for it.
-        let strength = a.score * weight(a);
+        let age = (latest - a.time_ns) as f64;
+        let strength = a.score * weight(a) * (-age / RECENCY_NS).exp();
         let s = e
             .series
             .entry(family(a))
@@ -266,6 +273,40 @@ pub(crate) mod tests {
         assert_eq!(ranked[0].service, "payment", "{ranked:#?}");
         assert_eq!(ranked[0].path, ["payment", "checkout", "web"]);
         assert!(ranked[0].evidence[0].starts_with("latency_p99{POST /pay}"));
+    }
+
+    #[test]
+    fn what_is_wrong_now_outranks_what_was_wrong_minutes_ago() {
+        // An incident that lived through two faults: `cart` broke first and recovered, then
+        // `search` broke and still is.
+        let minute = 60_000_000_000;
+        let mut anomalies = vec![
+            anomaly("cart", Signal::Logs, "error_logs", "", 0, 0.95),
+            anomaly("cart", Signal::Logs, "new_template", "t1", 0, 0.95),
+            anomaly("cart", Signal::Traces, "error_rate", "POST /cart", 0, 0.95),
+        ];
+        for t in 6..10 {
+            anomalies.push(anomaly(
+                "search",
+                Signal::Logs,
+                "error_logs",
+                "",
+                t * minute,
+                0.8,
+            ));
+            anomalies.push(anomaly(
+                "search",
+                Signal::Traces,
+                "latency_p99",
+                "GET /q",
+                t * minute,
+                0.8,
+            ));
+        }
+        let ranked = rank(&anomalies, &Graph::default());
+        assert_eq!(ranked[0].service, "search", "{ranked:#?}");
+        assert!((ranked[0].raw - 1.6).abs() < 1e-9, "{ranked:#?}");
+        assert!(ranked[1].raw < 0.05, "{ranked:#?}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Opening, growing and resolving incidents from a stream of anomalies.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::rank::weight;
 use super::{Candidate, Graph, rank};
 use crate::anomaly::Anomaly;
+use crate::signals::SeriesKey;
 
 /// Settings of the [`Tracker`].
 #[derive(Debug, Clone)]
@@ -24,7 +25,8 @@ pub struct IncidentConfig {
     /// this, a steady trickle of weak metric or traffic anomalies keeps one incident open for
     /// hours and its ranking stops meaning anything.
     pub extend_score: f64,
-    /// Anomalies kept per incident (the first ones, which carry the onset, and the strongest).
+    /// Anomalies kept per incident. Of each series it keeps three: the first (the onset), the
+    /// strongest and the latest (what is wrong now); see [`Incident::absorb`].
     pub max_evidence: usize,
 }
 
@@ -36,7 +38,7 @@ impl Default for IncidentConfig {
             open_score: 0.7,
             open_series: 2,
             extend_score: 0.6,
-            max_evidence: 1000,
+            max_evidence: 3000,
         }
     }
 }
@@ -61,10 +63,14 @@ pub struct Incident {
     pub resolved_ns: Option<i64>,
     /// Services with anomalies in it.
     pub services: BTreeSet<String>,
-    /// Its anomalies (up to `max_evidence`).
+    /// Its anomalies (up to `max_evidence`): of each series the first, the strongest and the
+    /// latest.
     pub anomalies: Vec<Anomaly>,
     /// Root-cause candidates, best first.
     pub ranking: Vec<Candidate>,
+    /// Where each series' kept anomalies are in `anomalies` (rebuilt after a restore).
+    #[serde(skip)]
+    kept: HashMap<SeriesKey, Vec<usize>>,
 }
 
 impl Incident {
@@ -85,14 +91,63 @@ impl Incident {
                 || shares_trace(&self.anomalies, a))
     }
 
+    /// Takes `a` in. Of its series the incident keeps the first anomaly, the strongest and the
+    /// latest, so a long incident's evidence stays current and bounded by its series, not by
+    /// its age; `a` is dropped when it is none of these, or when it starts a new series in an
+    /// incident that already keeps `max` anomalies.
     fn absorb(&mut self, a: Anomaly, max: usize, strong: bool) {
         self.opened_ns = self.opened_ns.min(a.time_ns);
         if strong {
             self.updated_ns = self.updated_ns.max(a.time_ns);
         }
         self.services.insert(a.key.service.clone());
-        if self.anomalies.len() < max {
-            self.anomalies.push(a);
+        if self.kept.is_empty() && !self.anomalies.is_empty() {
+            self.reindex();
+        }
+        let members = self.kept.get(&a.key).cloned().unwrap_or_default();
+        // Candidates: the kept ones (Some) and `a` (None); ties keep what is there, except
+        // that the newer of two equally recent anomalies is the latest.
+        let candidates: Vec<Option<usize>> =
+            members.iter().copied().map(Some).chain([None]).collect();
+        let of = |c: &Option<usize>| c.map_or(&a, |i| &self.anomalies[i]);
+        let first = candidates.iter().min_by_key(|c| of(c).time_ns);
+        let strongest = candidates
+            .iter()
+            .rev()
+            .max_by(|x, y| of(x).score.total_cmp(&of(y).score));
+        let latest = candidates.iter().max_by_key(|c| of(c).time_ns);
+        let keep: Vec<Option<usize>> = [first, strongest, latest]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        if !keep.contains(&None) {
+            return;
+        }
+        let evicted: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|i| !keep.contains(&Some(*i)))
+            .collect();
+        let slots = self.kept.entry(a.key.clone()).or_default();
+        slots.retain(|i| !evicted.contains(i));
+        match evicted.first() {
+            // A replaced anomaly's place is reused; a second one evicted stays as plain evidence.
+            Some(&i) => {
+                self.anomalies[i] = a;
+                slots.push(i);
+            }
+            None if self.anomalies.len() < max => {
+                slots.push(self.anomalies.len());
+                self.anomalies.push(a);
+            }
+            None => {}
+        }
+    }
+
+    fn reindex(&mut self) {
+        for (i, a) in self.anomalies.iter().enumerate() {
+            self.kept.entry(a.key.clone()).or_default().push(i);
         }
     }
 }
@@ -296,6 +351,7 @@ impl Tracker {
             services: BTreeSet::new(),
             anomalies: Vec::new(),
             ranking: Vec::new(),
+            kept: HashMap::new(),
         };
         for a in group {
             let strong = self.config.strong(&a);
@@ -314,6 +370,33 @@ mod tests {
     use crate::signals::Signal;
 
     const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn an_incident_keeps_the_first_strongest_and_latest_anomaly_of_each_series() {
+        let mut t = Tracker::new(IncidentConfig::default(), 0);
+        let g = Graph::default();
+        let scores = [0.8, 0.95, 0.7, 0.75, 0.72, 0.71];
+        let at = |i: usize| (100 + 5 * i as i64) * S;
+        let mut cycle = |i: usize| {
+            let a = anomaly("pay", Signal::Logs, "error_logs", "", at(i), scores[i]);
+            let b = anomaly("pay", Signal::Traces, "error_rate", "POST /pay", at(i), 0.9);
+            t.update(at(i), vec![a, b], &g)
+        };
+        for i in 0..scores.len() {
+            cycle(i);
+        }
+        let inc = &t.open()[0];
+        let mut errors: Vec<(i64, f64)> = inc
+            .anomalies
+            .iter()
+            .filter(|a| a.key.measure == "error_logs")
+            .map(|a| (a.time_ns, a.score))
+            .collect();
+        errors.sort_by_key(|e| e.0);
+        assert_eq!(errors, [(at(0), 0.8), (at(1), 0.95), (at(5), 0.71)]);
+        // The steady series' first anomaly is also its strongest: two kept.
+        assert_eq!(inc.anomalies.len(), 5);
+    }
 
     #[test]
     fn a_cascade_is_one_incident_and_unrelated_faults_are_two() {

@@ -7,6 +7,12 @@
 //! `code.*` attributes: namespace or file, and line number), else its template id. Counting per
 //! span of the operation, rather than per second, is what makes a changed request mix look
 //! normal and a statement that stopped being executed look abnormal (see docs/rca.md).
+//!
+//! Each statement line is also counted as a transition from the statement its span logged
+//! before it: the lines of `A` in an operation are the units of `Operation { after: Some(A) }`
+//! and the lines that follow them are its statements. What a span logs after `A` does not
+//! depend on how many spans reached `A`, so an exception between `A` and `B` shows as a drop of
+//! `A → B` however the request mix or the failures before `A` vary.
 
 use std::collections::HashMap;
 
@@ -24,16 +30,22 @@ const MAX_NAMES: usize = 200_000;
 const MAX_SPANS: usize = 500_000;
 /// A generation of the span index lasts this long (event time).
 const GENERATION_NS: i64 = 30_000_000_000;
+/// What severity-group statements are named with.
+const LEVEL_PREFIX: &str = "level:";
 /// Severity numbers below this are informational (OTel: WARN starts at 13).
 const WARN_SEVERITY: i32 = 13;
 
-/// An operation of a service.
+/// What statements are counted per: the spans of an operation of a service, or the lines of
+/// one statement in them (then the counted statements are the ones that came next).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Operation {
     /// The service.
     pub service: String,
     /// The span name.
     pub name: String,
+    /// The statement whose lines are the units; `None` for the spans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// What a log line is counted under.
@@ -54,6 +66,13 @@ pub struct StatementCounts {
     pub spans: HashMap<Operation, u64>,
     /// Log lines in the bucket, per operation of their span and statement.
     pub lines: HashMap<(Operation, Statement), u64>,
+}
+
+impl Statement {
+    /// Whether this is a severity group (`level:INFO`), not one statement.
+    pub fn is_level(&self) -> bool {
+        self.name.starts_with(LEVEL_PREFIX)
+    }
 }
 
 /// Statement ids, looked up by borrowed name (informational and other statements apart), so a
@@ -106,21 +125,52 @@ impl OperationIds {
         self.names.push(Operation {
             service: service.to_string(),
             name: name.to_string(),
+            after: None,
         });
         Some(id)
     }
 }
 
-/// Recent span ids and their operations, plus the name tables; shared by all buckets.
+/// Values per recent span id, in two generations: an entry lives for one to two generations
+/// (event time) after it was written, and a generation holds at most `MAX_SPANS` entries.
+#[derive(Default)]
+struct RecentSpans<V> {
+    current: HashMap<u64, V>,
+    previous: HashMap<u64, V>,
+    generation_start: i64,
+}
+
+impl<V: Copy> RecentSpans<V> {
+    fn get(&self, span: u64) -> Option<V> {
+        self.current
+            .get(&span)
+            .or_else(|| self.previous.get(&span))
+            .copied()
+    }
+
+    /// Sets the value of `span` and returns the one it had.
+    fn insert(&mut self, span: u64, value: V, time: i64) -> Option<V> {
+        if time - self.generation_start > GENERATION_NS || self.current.len() >= MAX_SPANS {
+            self.previous = std::mem::take(&mut self.current);
+            self.generation_start = time;
+        }
+        self.current
+            .insert(span, value)
+            .or_else(|| self.previous.get(&span).copied())
+    }
+}
+
+/// Recent span ids with their operations and last statements, plus the name tables; shared by
+/// all buckets.
 #[derive(Default)]
 pub(crate) struct StatementIndex {
     operations: OperationIds,
     statements: StatementIds,
     /// Reused to spell a record's source location.
     location: String,
-    current: HashMap<u64, u32>,
-    previous: HashMap<u64, u32>,
-    generation_start: i64,
+    spans: RecentSpans<u32>,
+    /// The statement each recent span logged last.
+    last_statement: RecentSpans<u32>,
     /// Lines whose span was never seen, since start.
     pub unattributed: u64,
 }
@@ -136,18 +186,11 @@ fn span_key(id: &str) -> u64 {
 
 impl StatementIndex {
     fn operation_of(&self, span: u64) -> Option<u32> {
-        self.current
-            .get(&span)
-            .or_else(|| self.previous.get(&span))
-            .copied()
+        self.spans.get(span)
     }
 
     fn remember(&mut self, span: u64, op: u32, time: i64) {
-        if time - self.generation_start > GENERATION_NS || self.current.len() >= MAX_SPANS {
-            self.previous = std::mem::take(&mut self.current);
-            self.generation_start = time;
-        }
-        self.current.insert(span, op);
+        self.spans.insert(span, op, time);
     }
 }
 
@@ -179,13 +222,25 @@ fn level(severity: i32) -> &'static str {
     }
 }
 
+/// One log line by id: its severity group, its statement, and the statement its span logged
+/// before it.
+#[derive(Clone, Copy)]
+struct Line {
+    level: u32,
+    statement: u32,
+    after: Option<u32>,
+}
+
 /// Counts of one open bucket, by id.
 #[derive(Default)]
 pub(crate) struct BucketStatements {
     spans: HashMap<u32, u64>,
+    /// Per (operation, statement).
     lines: HashMap<(u32, u32), u64>,
-    /// Lines whose span was not known yet: (span, statement ids).
-    pending: Vec<(u64, [u32; 2])>,
+    /// Per (operation, statement before, statement).
+    transitions: HashMap<(u32, u32, u32), u64>,
+    /// Lines whose span was not known yet.
+    pending: Vec<(u64, Line)>,
 }
 
 impl BucketStatements {
@@ -210,11 +265,13 @@ impl BucketStatements {
         }
     }
 
+    /// Counts log lines; they must come in the order their spans logged them.
     pub(crate) fn observe_logs(
         &mut self,
         batch: &RecordBatch,
         rows: &[usize],
         index: &mut StatementIndex,
+        time: &[i64],
     ) {
         let s = |n: &str| batch.column_by_name(n)?.as_string_opt::<i32>();
         let (Some(span), Some(severity)) = (
@@ -234,40 +291,72 @@ impl BucketStatements {
                 continue;
             }
             let severity = severity.value(row);
-            let Some(ids) = statement_ids(index, severity, attributes, templates, row) else {
+            let Some([level, statement]) =
+                statement_ids(index, severity, attributes, templates, row)
+            else {
                 continue;
             };
             let key = span_key(span.value(row));
+            let after = index.last_statement.insert(key, statement, time[row]);
+            let line = Line {
+                level,
+                statement,
+                after,
+            };
             match index.operation_of(key) {
-                Some(op) => self.count(op, ids),
-                None => self.pending.push((key, ids)),
+                Some(op) => self.count(op, line),
+                None => self.pending.push((key, line)),
             }
         }
     }
 
-    fn count(&mut self, op: u32, ids: [u32; 2]) {
-        for id in ids {
+    fn count(&mut self, op: u32, line: Line) {
+        for id in [line.level, line.statement] {
             *self.lines.entry((op, id)).or_default() += 1;
+        }
+        if let Some(after) = line.after {
+            *self
+                .transitions
+                .entry((op, after, line.statement))
+                .or_default() += 1;
         }
     }
 
     /// The bucket's counts by name; lines whose span is still unknown are dropped.
     pub(crate) fn close(mut self, start: i64, index: &mut StatementIndex) -> StatementCounts {
-        for (key, ids) in std::mem::take(&mut self.pending) {
+        for (key, line) in std::mem::take(&mut self.pending) {
             match index.operation_of(key) {
-                Some(op) => self.count(op, ids),
+                Some(op) => self.count(op, line),
                 None => index.unattributed += 1,
             }
         }
         let op = |id: u32| index.operations.names[id as usize].clone();
+        let statement = |id: u32| &index.statements.names[id as usize];
+        let after = |o: u32, a: u32| Operation {
+            after: Some(statement(a).name.clone()),
+            ..op(o)
+        };
+        let mut spans: HashMap<Operation, u64> =
+            self.spans.iter().map(|(id, n)| (op(*id), *n)).collect();
+        // A statement's lines are the units its successors are counted per.
+        spans.extend(
+            self.lines
+                .iter()
+                .filter(|((_, s), _)| !statement(*s).is_level())
+                .map(|((o, s), n)| (after(*o, *s), *n)),
+        );
+        let lines = self
+            .lines
+            .iter()
+            .map(|((o, s), n)| ((op(*o), statement(*s).clone()), *n));
+        let transitions = self
+            .transitions
+            .iter()
+            .map(|((o, a, s), n)| ((after(*o, *a), statement(*s).clone()), *n));
         StatementCounts {
             bucket_ns: start,
-            spans: self.spans.iter().map(|(id, n)| (op(*id), *n)).collect(),
-            lines: self
-                .lines
-                .iter()
-                .map(|((o, s), n)| ((op(*o), index.statements.names[*s as usize].clone()), *n))
-                .collect(),
+            spans,
+            lines: lines.chain(transitions).collect(),
         }
     }
 }
@@ -313,5 +402,13 @@ mod tests {
         index.remember(3, 0, 2 * GENERATION_NS + 2);
         assert_eq!(index.operation_of(1), None, "two generations back");
         assert_eq!(index.operation_of(2), Some(0));
+    }
+
+    #[test]
+    fn a_value_written_in_the_previous_generation_is_returned_when_replaced() {
+        let mut recent = RecentSpans::default();
+        assert_eq!(recent.insert(7, 1_u32, 0), None);
+        assert_eq!(recent.insert(7, 2, GENERATION_NS + 1), Some(1));
+        assert_eq!(recent.get(7), Some(2));
     }
 }
