@@ -193,13 +193,17 @@ pub async fn run(args: RcaArgs) -> anyhow::Result<()> {
     let kinds = FaultKind::ALL.len();
     let total = args.scenarios * kinds;
     let span = WARM_UP + total as i64 * (GAP + FAULT) + GAP;
+    // On a whole minute, so a seed gives the same run whenever it is started; each fault then
+    // starts at its own second of a bucket (0, 3, 6, 9, 2, ...), as real faults fall anywhere in
+    // one, so the detection delays cover every phase.
     let start = (chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) - span - 3600 * SECOND)
-        / SECOND
-        * SECOND;
+        .div_euclid(60 * SECOND)
+        * (60 * SECOND);
     let mut system = System::new(args.seed, start);
     let mut faults: Vec<Fault> = Vec::new();
     for i in 0..total {
-        let at = start + WARM_UP + i as i64 * (GAP + FAULT) + GAP;
+        let phase = (i as i64 * 3) % 10 * SECOND;
+        let at = start + WARM_UP + i as i64 * (GAP + FAULT) + GAP + phase;
         faults.push(system.pick_fault(FaultKind::ALL[i % kinds], at, FAULT));
     }
     let mut timeline = Timeline { events: Vec::new() };

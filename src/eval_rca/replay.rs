@@ -7,7 +7,8 @@
 //! that open or take in evidence from 60 s before its injection to 3 minutes after (the corpus
 //! ships 3 minutes of data per case, and some cases are only 4 minutes apart), the one whose top
 //! candidate scores highest, with its ranking as of its last change in that span. A case with no such incident has no rank (it
-//! counts as missed, and as rank `services + 1` in the mean).
+//! counts as missed, and as rank `services + 1` in the mean). Under a case not ranked first the
+//! text output shows the evidence of the top candidate and of the root cause.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -24,10 +25,10 @@ const CYCLE: i64 = 5 * SECOND;
 const BEFORE: i64 = 60 * SECOND;
 const AFTER: i64 = 180 * SECOND;
 
-/// An incident's ranking as (service, score), best first.
-type Ranking = [(String, f64)];
+/// An incident's ranking as (service, score, strongest evidence), best first.
+type Ranking = [(String, f64, Vec<String>)];
 /// (cycle time, change, the incident's ranking after it)
-type Event = (i64, Change, Vec<(String, f64)>);
+type Event = (i64, Change, Vec<(String, f64, Vec<String>)>);
 
 struct Scored<'a> {
     case: &'a Case,
@@ -37,6 +38,8 @@ struct Scored<'a> {
     best_rank: Option<usize>,
     delay_s: Option<f64>,
     top: Vec<(String, f64)>,
+    /// For a case not ranked first: the evidence of the top candidate and of the root cause.
+    why: Vec<String>,
 }
 
 /// Replays `root` and prints the scores.
@@ -70,7 +73,8 @@ pub async fn run(root: &Path, json: bool) -> anyhow::Result<()> {
         pipeline.ingest.metrics(&requests.metrics()).await?;
         for (change, incident) in pipeline.cycle(t).await? {
             let ranking = incident.ranking.into_iter();
-            events.push((t, change, ranking.map(|c| (c.service, c.score)).collect()));
+            let ranking = ranking.map(|c| (c.service, c.score, c.evidence));
+            events.push((t, change, ranking.collect()));
         }
         t += CYCLE;
     }
@@ -98,11 +102,11 @@ fn score<'a>(case: &'a Case, events: &[Event]) -> Scored<'a> {
     }
     let position = |r: &Ranking| {
         r.iter()
-            .position(|(service, _)| *service == case.service)
+            .position(|(service, _, _)| *service == case.service)
             .map(|p| p + 1)
     };
     let best_rank = active.values().filter_map(|(_, r)| position(r)).min();
-    let severity = |r: &Ranking| r.first().map_or(0.0, |(_, score)| *score);
+    let severity = |r: &Ranking| r.first().map_or(0.0, |(_, score, _)| *score);
     let chosen = active
         .values()
         .max_by(|a, b| severity(a.1).total_cmp(&severity(b.1)).then(b.0.cmp(&a.0)));
@@ -113,14 +117,33 @@ fn score<'a>(case: &'a Case, events: &[Event]) -> Scored<'a> {
             best_rank,
             delay_s: None,
             top: Vec::new(),
+            why: Vec::new(),
         };
+    };
+    let rank = position(ranking);
+    let evidence = |(service, score, evidence): &(String, f64, Vec<String>)| {
+        format!("{service} {score:.2}: {}", evidence.join(", "))
+    };
+    let why = match rank {
+        Some(1) => Vec::new(),
+        _ => ranking
+            .iter()
+            .take(1)
+            .chain(ranking.iter().filter(|c| c.0 == case.service))
+            .map(evidence)
+            .collect(),
     };
     Scored {
         case,
-        rank: position(ranking),
+        rank,
         best_rank,
         delay_s: Some((at - case.inject_ns) as f64 / 1e9),
-        top: ranking.iter().take(3).cloned().collect(),
+        top: ranking
+            .iter()
+            .take(3)
+            .map(|(s, v, _)| (s.clone(), *v))
+            .collect(),
+        why,
     }
 }
 
@@ -159,6 +182,9 @@ fn report(scored: &[Scored], events: &[Event], services: usize, json: bool) {
             s.delay_s.map_or("-".to_string(), |d| format!("{d:.0}")),
             top.join(", ")
         );
+        for line in &s.why {
+            println!("    {line}");
+        }
     }
     let all: Vec<&Scored> = scored.iter().collect();
     let mut by_type: BTreeMap<&str, Vec<&Scored>> = BTreeMap::new();

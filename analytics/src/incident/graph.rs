@@ -69,6 +69,18 @@ impl Graph {
         self.callers.get(service).into_iter().flatten()
     }
 
+    /// Services `service` calls directly or through others (not `service` itself).
+    pub fn downstream(&self, service: &str) -> BTreeSet<&String> {
+        let mut seen: BTreeSet<&String> = BTreeSet::new();
+        let mut stack: Vec<&String> = self.callees(service).collect();
+        while let Some(s) = stack.pop() {
+            if s != service && seen.insert(s) {
+                stack.extend(self.callees(s));
+            }
+        }
+        seen
+    }
+
     /// Whether one of the two calls the other.
     pub fn adjacent(&self, a: &str, b: &str) -> bool {
         self.callees(a).any(|s| s == b) || self.callees(b).any(|s| s == a)
@@ -122,5 +134,20 @@ mod tests {
         assert_eq!(g.caller_chain("db", &all), ["db", "cart", "web"]);
         let without_cart = BTreeSet::from(["web".to_string(), "db".to_string()]);
         assert_eq!(g.caller_chain("db", &without_cart), ["db"]);
+    }
+
+    #[test]
+    fn downstream_follows_calls_through_services_and_stops_at_cycles() {
+        let edges = [
+            edge("web", "cart"),
+            edge("cart", "db"),
+            edge("db", "cart"),
+            edge("search", "index"),
+        ];
+        let g = Graph::from_edges(&edges);
+        let names = |s: BTreeSet<&String>| s.into_iter().cloned().collect::<Vec<_>>();
+        assert_eq!(names(g.downstream("web")), ["cart", "db"]);
+        assert_eq!(names(g.downstream("cart")), ["db"]);
+        assert!(g.downstream("index").is_empty());
     }
 }

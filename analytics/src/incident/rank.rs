@@ -5,9 +5,11 @@
 //! for how directly that kind of series points at a cause (its own error logs, new templates, log
 //! statements per span, operation latency and errors: 1; its CPU and memory 0.7; other metrics
 //! and the multivariate RED vector 0.5; traffic and raw log counts 0.3, since they follow the
-//! request mix). Faults
-//! propagate to callers, so a service is discounted by its most anomalous callee:
-//! `S'(a) = min(S(a), min over anomalous callees b of S(a) - S(b))`, floored at 0. Ties go to the
+//! request mix; in the ranking, not for opening incidents, also severity groups per span, which
+//! count the lines of statements that count on their own). Evidence counts with weight `exp(-age / 120 s)` from the incident's latest
+//! anomaly. Faults propagate to callers, also through services that show nothing themselves, so
+//! a service is discounted by the most anomalous service downstream of it (called directly or
+//! through others): `S'(a) = S(a) - max over downstream b of S(b)`, floored at 0. Ties go to the
 //! earlier onset, then the larger raw evidence. See docs/rca.md.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,6 +62,25 @@ pub(crate) fn weight(a: &Anomaly) -> f64 {
         (Signal::Metrics, m) if resource(m).is_some() => 0.7,
         (Signal::Metrics, _) => 0.5,
     }
+}
+
+/// What an anomaly counts for in a ranking, beyond its [`weight`]: a severity group per span
+/// (`op: level:ERROR`) counts the same lines as the statements in it, which count on their own,
+/// so it counts 0.3. (It still opens an incident as the service's own errors.)
+fn overlap(a: &Anomaly) -> f64 {
+    match a.key.signal == Signal::Logs
+        && a.key.measure == crate::anomaly::STATEMENT_MEASURE
+        && severity_group(&a.key.scope)
+    {
+        true => 0.3,
+        false => 1.0,
+    }
+}
+
+/// Whether a statement series' scope (`operation: statement`) names a severity group.
+fn severity_group(scope: &str) -> bool {
+    let statement = scope.rsplit(": ").next().unwrap_or(scope);
+    statement.starts_with(crate::signals::statements::LEVEL_PREFIX)
 }
 
 /// The resource a metric measures, `cpu` or `memory`, if it is one of them
@@ -118,7 +139,7 @@ pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
         let e = by_service.entry(&a.key.service).or_default();
         // The family's strongest series stands for it.
         let age = (latest - a.time_ns) as f64;
-        let strength = a.score * weight(a) * (-age / RECENCY_NS).exp();
+        let strength = a.score * weight(a) * overlap(a) * (-age / RECENCY_NS).exp();
         let s = e
             .series
             .entry(family(a))
@@ -144,12 +165,13 @@ pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
         .into_iter()
         .map(|(service, e)| {
             let own = raw[service];
-            let worst_callee = graph
-                .callees(service)
+            let worst_below = graph
+                .downstream(service)
+                .into_iter()
                 .filter_map(|c| raw.get(c.as_str()).copied())
                 .fold(0.0_f64, f64::max);
-            let score = if worst_callee > 0.0 {
-                (own - worst_callee).max(0.0).min(own)
+            let score = if worst_below > 0.0 {
+                (own - worst_below).max(0.0).min(own)
             } else {
                 own
             };
@@ -185,6 +207,7 @@ pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::anomaly::STATEMENT_MEASURE as STATEMENT;
     use crate::incident::graph::Edge;
     use crate::signals::{Evidence as Exemplars, SeriesKey};
 
@@ -273,6 +296,42 @@ pub(crate) mod tests {
         assert_eq!(ranked[0].service, "payment", "{ranked:#?}");
         assert_eq!(ranked[0].path, ["payment", "checkout", "web"]);
         assert!(ranked[0].evidence[0].starts_with("latency_p99{POST /pay}"));
+    }
+
+    #[test]
+    fn a_caller_two_hops_up_is_discounted_by_the_broken_service() {
+        // web → checkout → payment; checkout passes payment's failure on without a sign of its
+        // own, web logs errors and skips statements.
+        let anomalies = vec![
+            anomaly(
+                "payment",
+                Signal::Logs,
+                STATEMENT,
+                "POST /pay: P#10 → P#12",
+                20,
+                0.9,
+            ),
+            anomaly("payment", Signal::Logs, "error_logs", "", 20, 0.9),
+            anomaly("web", Signal::Logs, STATEMENT, "GET /: W#5", 30, 0.9),
+            anomaly("web", Signal::Logs, STATEMENT, "GET /: W#7", 30, 0.9),
+        ];
+        let ranked = rank(&anomalies, &chain());
+        assert_eq!(ranked[0].service, "payment", "{ranked:#?}");
+        let web = ranked.iter().find(|c| c.service == "web").unwrap();
+        assert!(web.raw > 1.7 && web.score < 0.1, "{web:#?}");
+    }
+
+    #[test]
+    fn a_severity_group_counts_less_than_the_statements_in_it() {
+        let group = anomaly("web", Signal::Logs, STATEMENT, "GET /: level:ERROR", 0, 0.9);
+        let statement = anomaly("web", Signal::Logs, STATEMENT, "GET /: W#175", 0, 0.9);
+        assert_eq!(
+            weight(&group),
+            1.0,
+            "it opens an incident as any error statement does"
+        );
+        assert!((weight(&group) * overlap(&group) - 0.3).abs() < 1e-9);
+        assert_eq!(weight(&statement) * overlap(&statement), 1.0);
     }
 
     #[test]

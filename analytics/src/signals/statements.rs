@@ -31,7 +31,7 @@ const MAX_SPANS: usize = 500_000;
 /// A generation of the span index lasts this long (event time).
 const GENERATION_NS: i64 = 30_000_000_000;
 /// What severity-group statements are named with.
-const LEVEL_PREFIX: &str = "level:";
+pub(crate) const LEVEL_PREFIX: &str = "level:";
 /// Severity numbers below this are informational (OTel: WARN starts at 13).
 const WARN_SEVERITY: i32 = 13;
 
