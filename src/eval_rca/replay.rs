@@ -6,9 +6,10 @@
 //! reaches that path. A case is scored on the incident an SRE would open first: of the incidents
 //! that open or take in evidence from 60 s before its injection to 3 minutes after (the corpus
 //! ships 3 minutes of data per case, and some cases are only 4 minutes apart), the one whose top
-//! candidate scores highest, with its ranking as of its last change in that span. A case with no such incident has no rank (it
-//! counts as missed, and as rank `services + 1` in the mean). Under a case not ranked first the
-//! text output shows the evidence of the top candidate and of the root cause.
+//! candidate scores highest, with its ranking as of its last change in that span. A case with no
+//! such incident has no rank (it counts as missed, and as rank `services + 1` in the mean). Under
+//! a case not ranked first the text output shows the evidence of the top candidate and of the
+//! root cause.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -25,10 +26,18 @@ const CYCLE: i64 = 5 * SECOND;
 const BEFORE: i64 = 60 * SECOND;
 const AFTER: i64 = 180 * SECOND;
 
-/// An incident's ranking as (service, score, strongest evidence), best first.
-type Ranking = [(String, f64, Vec<String>)];
+/// One candidate of a ranking: what scoring and the report read of it.
+struct Entry {
+    service: String,
+    score: f64,
+    /// Its strongest series with their scores.
+    evidence: Vec<String>,
+}
+
+/// An incident's ranking, best first.
+type Ranking = [Entry];
 /// (cycle time, change, the incident's ranking after it)
-type Event = (i64, Change, Vec<(String, f64, Vec<String>)>);
+type Event = (i64, Change, Vec<Entry>);
 
 struct Scored<'a> {
     case: &'a Case,
@@ -72,8 +81,11 @@ pub async fn run(root: &Path, json: bool) -> anyhow::Result<()> {
         pipeline.ingest.logs(&requests.logs()).await?;
         pipeline.ingest.metrics(&requests.metrics()).await?;
         for (change, incident) in pipeline.cycle(t).await? {
-            let ranking = incident.ranking.into_iter();
-            let ranking = ranking.map(|c| (c.service, c.score, c.evidence));
+            let ranking = incident.ranking.into_iter().map(|c| Entry {
+                service: c.service,
+                score: c.score,
+                evidence: c.evidence,
+            });
             events.push((t, change, ranking.collect()));
         }
         t += CYCLE;
@@ -102,11 +114,11 @@ fn score<'a>(case: &'a Case, events: &[Event]) -> Scored<'a> {
     }
     let position = |r: &Ranking| {
         r.iter()
-            .position(|(service, _, _)| *service == case.service)
+            .position(|e| e.service == case.service)
             .map(|p| p + 1)
     };
     let best_rank = active.values().filter_map(|(_, r)| position(r)).min();
-    let severity = |r: &Ranking| r.first().map_or(0.0, |(_, score, _)| *score);
+    let severity = |r: &Ranking| r.first().map_or(0.0, |e| e.score);
     let chosen = active
         .values()
         .max_by(|a, b| severity(a.1).total_cmp(&severity(b.1)).then(b.0.cmp(&a.0)));
@@ -121,15 +133,13 @@ fn score<'a>(case: &'a Case, events: &[Event]) -> Scored<'a> {
         };
     };
     let rank = position(ranking);
-    let evidence = |(service, score, evidence): &(String, f64, Vec<String>)| {
-        format!("{service} {score:.2}: {}", evidence.join(", "))
-    };
+    let evidence = |e: &Entry| format!("{} {:.2}: {}", e.service, e.score, e.evidence.join(", "));
     let why = match rank {
         Some(1) => Vec::new(),
         _ => ranking
             .iter()
             .take(1)
-            .chain(ranking.iter().filter(|c| c.0 == case.service))
+            .chain(ranking.iter().filter(|e| e.service == case.service))
             .map(evidence)
             .collect(),
     };
@@ -141,7 +151,7 @@ fn score<'a>(case: &'a Case, events: &[Event]) -> Scored<'a> {
         top: ranking
             .iter()
             .take(3)
-            .map(|(s, v, _)| (s.clone(), *v))
+            .map(|e| (e.service.clone(), e.score))
             .collect(),
         why,
     }

@@ -6,11 +6,12 @@
 //! statements per span, operation latency and errors: 1; its CPU and memory 0.7; other metrics
 //! and the multivariate RED vector 0.5; traffic and raw log counts 0.3, since they follow the
 //! request mix; in the ranking, not for opening incidents, also severity groups per span, which
-//! count the lines of statements that count on their own). Evidence counts with weight `exp(-age / 120 s)` from the incident's latest
-//! anomaly. Faults propagate to callers, also through services that show nothing themselves, so
-//! a service is discounted by the most anomalous service downstream of it (called directly or
-//! through others): `S'(a) = S(a) - max over downstream b of S(b)`, floored at 0. Ties go to the
-//! earlier onset, then the larger raw evidence. See docs/rca.md.
+//! count the lines of statements that count on their own). Evidence counts with weight
+//! `exp(-age / 120 s)` from the incident's latest anomaly. Faults propagate to callers, also
+//! through services that show nothing themselves, so a service is discounted by the most
+//! anomalous service downstream of it (called directly or through others):
+//! `S'(a) = S(a) - max over downstream b of S(b)`, floored at 0. Ties go to the earlier onset,
+//! then the larger raw evidence. See docs/rca.md.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,13 +69,10 @@ pub(crate) fn weight(a: &Anomaly) -> f64 {
 /// (`op: level:ERROR`) counts the same lines as the statements in it, which count on their own,
 /// so it counts 0.3. (It still opens an incident as the service's own errors.)
 fn overlap(a: &Anomaly) -> f64 {
-    match a.key.signal == Signal::Logs
+    let group = a.key.signal == Signal::Logs
         && a.key.measure == crate::anomaly::STATEMENT_MEASURE
-        && severity_group(&a.key.scope)
-    {
-        true => 0.3,
-        false => 1.0,
-    }
+        && severity_group(&a.key.scope);
+    if group { 0.3 } else { 1.0 }
 }
 
 /// Whether a statement series' scope (`operation: statement`) names a severity group.
