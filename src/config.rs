@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use scry_analytics::QueryConfig;
-use scry_analytics::anomaly::DetectionConfig;
 use scry_collector::{ReceiverLimits, StoreConfig};
+use scry_detect::DetectionConfig;
+use scry_query::QueryConfig;
 use serde::Deserialize;
 
 /// Flags of `scry serve`; each also reads a `SCRY_*` environment variable.
@@ -60,6 +60,21 @@ pub struct ServeArgs {
     /// Anomalies scoring below this (0..1) are not recorded [default: 0.5].
     #[arg(long, env = "SCRY_DETECTION_MIN_SCORE")]
     pub detection_min_score: Option<f64>,
+    /// `wall`, or `manual` to replay recorded telemetry: time stands still until a driver sets it
+    /// with `POST /api/v1/admin/clock`, which runs one detection cycle there [default: wall].
+    #[arg(long, env = "SCRY_CLOCK", value_enum)]
+    pub clock: Option<ClockKind>,
+}
+
+/// Which clock the daemon's detection, incidents and retention read.
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockKind {
+    /// The system clock.
+    #[default]
+    Wall,
+    /// Set by a driver through the API (replays, tests).
+    Manual,
 }
 
 /// The config file's shape.
@@ -70,6 +85,7 @@ struct FileConfig {
     otlp_grpc_addr: Option<SocketAddr>,
     otlp_http_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
+    clock: Option<ClockKind>,
     #[serde(default)]
     storage: FileStorage,
     #[serde(default)]
@@ -124,6 +140,7 @@ pub struct Settings {
     pub limits: ReceiverLimits,
     pub query: QueryConfig,
     pub detection: DetectionConfig,
+    pub clock: ClockKind,
 }
 
 fn duration(what: &str, text: &str) -> anyhow::Result<Duration> {
@@ -188,6 +205,7 @@ impl Settings {
             query.max_result_rows = m;
         }
         let detection = detection(detection_args, file.detection)?;
+        let clock = args.clock.or(file.clock).unwrap_or_default();
         let addr = |s: &str| s.parse::<SocketAddr>().expect("default address parses");
         Ok(Settings {
             otlp_grpc_addr: args
@@ -206,6 +224,7 @@ impl Settings {
             limits,
             query,
             detection,
+            clock,
         })
     }
 }

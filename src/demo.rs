@@ -4,8 +4,6 @@
 //! catalogue every `--fault-every`. It prints where to look and, as incidents open, their top root
 //! cause (read from the daemon's API, which knows nothing of the injected faults).
 
-pub mod system;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -17,7 +15,7 @@ use scry_collector::opentelemetry_proto::tonic::collector::trace::v1::trace_serv
 use tonic::transport::Channel;
 
 use crate::config::{ServeArgs, Settings};
-use system::{Batch, Fault, FaultKind, System};
+use scry_workload::{Batch, Fault, FaultKind, System};
 
 /// Arguments of `scry demo`.
 #[derive(Args, Debug)]

@@ -1,10 +1,7 @@
 //! The `scry` binary: command-line parsing and wiring of the crates; no business logic here.
 
-mod bench;
 mod config;
 mod demo;
-mod eval_cmd;
-mod eval_rca;
 mod query_cmd;
 mod serve;
 
@@ -28,10 +25,10 @@ enum Command {
     Query(query_cmd::QueryArgs),
     /// Measure accuracy on public labelled data.
     #[command(subcommand)]
-    Eval(eval_cmd::EvalCommand),
+    Eval(scry_eval::EvalCommand),
     /// Measure scry's performance.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(scry_eval::bench::BenchCommand),
 }
 
 fn init_logging() {
@@ -56,7 +53,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Demo(args) => runtime.block_on(demo::run(*args)),
         Command::Query(args) => runtime.block_on(query_cmd::run(args)),
-        Command::Bench(cmd) => runtime.block_on(bench::run(cmd)),
-        Command::Eval(cmd) => eval_cmd::run(cmd),
+        Command::Bench(cmd) => runtime.block_on(scry_eval::bench::run(cmd)),
+        Command::Eval(cmd) => scry_eval::run(cmd),
     }
 }

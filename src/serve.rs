@@ -7,17 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use scry_analytics::QueryService;
-use scry_analytics::anomaly::{self, Engine};
-use scry_analytics::incident::{IncidentConfig, IncidentStore, Incidents};
 use scry_collector::receiver::{grpc, http};
-use scry_collector::{Ingest, Store, Telemetry};
+use scry_collector::{Ingest, ManualClock, SharedClock, Store, Telemetry};
+use scry_detect::Engine;
+use scry_detect::logs::TemplateEnricher;
+use scry_incident::{IncidentConfig, IncidentStore};
+use scry_pipeline::{DetectionLoop, LoopParts};
+use scry_query::QueryService;
 use scry_ui::ApiState;
 use std::future::IntoFuture;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::config::{ClockKind, Settings};
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -78,15 +80,33 @@ pub async fn run_until(
         IncidentStore::open(&settings.store.data_dir.join("incidents.db"))
             .context("opening the incident store")?,
     );
-    let templates = Arc::new(scry_analytics::logs::TemplateEnricher::default());
     let detect_dir = settings.store.data_dir.join("detect");
     std::fs::create_dir_all(&detect_dir)
         .with_context(|| format!("creating {}", detect_dir.display()))?;
     let state_path = detect_dir.join("state.json");
-    let engine = Arc::new(Engine::open(settings.detection.clone(), &state_path));
+    let (clock, manual): (SharedClock, _) = match settings.clock {
+        ClockKind::Wall => (scry_collector::clock::wall(), None),
+        ClockKind::Manual => {
+            let c = Arc::new(ManualClock::new(0));
+            (c.clone(), Some(c))
+        }
+    };
+    let engine =
+        Arc::new(Engine::open(settings.detection.clone(), &state_path).with_clock(clock.clone()));
     let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry))
-        .with_enricher(templates)
+        .with_enricher(Arc::new(TemplateEnricher::default()))
         .with_observer(engine.clone());
+    let detection = DetectionLoop::open(LoopParts {
+        engine,
+        store: store.clone(),
+        query: Arc::clone(&query),
+        incidents: Arc::clone(&incident_store),
+        incident_config: IncidentConfig::default(),
+        clock: clock.clone(),
+        state_path: Some(state_path),
+    })
+    .context("starting the detection loop")?;
+    let (handle, requests) = detection.handle(manual);
 
     let grpc_listener = bind(settings.otlp_grpc_addr, "OTLP/gRPC").await?;
     let http_listener = bind(settings.otlp_http_addr, "OTLP/HTTP").await?;
@@ -112,6 +132,7 @@ pub async fn run_until(
         store: store.clone(),
         telemetry: Arc::clone(&telemetry),
         ready: Arc::clone(&ready),
+        detection: handle,
     });
     let api_task = tokio::spawn(
         axum::serve(api_listener, api)
@@ -121,22 +142,9 @@ pub async fn run_until(
     let background = {
         let store = store.clone();
         let rx = stop_rx.clone();
-        tokio::spawn(async move { store.run_background(rx).await })
+        tokio::spawn(async move { store.run_background(clock, rx).await })
     };
-
-    let incidents = Incidents::open(
-        IncidentConfig::default(),
-        Arc::clone(&incident_store),
-        Arc::clone(&query),
-    )
-    .context("reading open incidents")?;
-    let detection = tokio::spawn(anomaly::run(
-        engine,
-        store.clone(),
-        state_path,
-        Some(incidents),
-        stop_rx.clone(),
-    ));
+    let detection = tokio::spawn(detection.run(requests, stop_rx.clone()));
 
     ready.store(true, Ordering::Relaxed);
     tracing::info!(
@@ -144,6 +152,7 @@ pub async fn run_until(
         otlp_http = %settings.otlp_http_addr,
         api = %settings.http_addr,
         data_dir = %settings.store.data_dir.display(),
+        clock = ?settings.clock,
         "scry is serving"
     );
 

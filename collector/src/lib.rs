@@ -4,9 +4,9 @@
 //! Data flows `receiver` → [`Ingest`] → [`otlp`] conversion → [`Store`] (WAL group commit, then
 //! memtable) → [`persist`] (Parquet, by table and hour). Queries read [`Store::snapshot`].
 
+pub mod clock;
 pub mod error;
 pub mod ingest;
-pub mod loadgen;
 pub mod memtable;
 pub mod otlp;
 pub mod persist;
@@ -16,6 +16,7 @@ pub mod store;
 pub mod telemetry;
 pub mod wal;
 
+pub use clock::{Clock, ManualClock, SharedClock, WallClock};
 pub use error::{Error, Result};
 pub use ingest::{Enricher, ExportOutcome, Ingest, Observer};
 pub use receiver::ReceiverLimits;

@@ -405,8 +405,13 @@ impl Store {
         Ok(dropped.len())
     }
 
-    /// Runs flushes and retention until `stop` turns true.
-    pub async fn run_background(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Runs flushes and retention until `stop` turns true. Retention cuts at `clock`'s time (data
+    /// time in a replay); flushes follow the wall, as they bound memory, not data age.
+    pub async fn run_background(
+        &self,
+        clock: crate::SharedClock,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_retention = Instant::now() - Duration::from_secs(3600);
         loop {
@@ -424,7 +429,7 @@ impl Store {
                 && last_retention.elapsed() >= Duration::from_secs(60)
             {
                 last_retention = Instant::now();
-                let cutoff = crate::otlp::now_nanos() - retention.as_nanos() as i64;
+                let cutoff = clock.now_ns() - retention.as_nanos() as i64;
                 if let Err(e) = self.apply_retention(cutoff).await {
                     tracing::error!(error = %e, "retention failed");
                 }

@@ -15,9 +15,10 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use scry_analytics::incident::IncidentStore;
-use scry_analytics::{QueryOutput, QueryService};
 use scry_collector::{Store, Telemetry};
+use scry_incident::IncidentStore;
+use scry_pipeline::LoopHandle;
+use scry_query::{QueryOutput, QueryService};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -38,6 +39,8 @@ pub struct ApiState {
     pub telemetry: Arc<Telemetry>,
     /// Whether the daemon is ready to serve (false while starting and shutting down).
     pub ready: Arc<AtomicBool>,
+    /// The detection loop: its events, and its clock when that is manual.
+    pub detection: LoopHandle,
 }
 
 /// The API router.
@@ -51,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/service-graph", get(crate::graph::service_graph))
         .route("/api/v1/status", get(status))
         .route("/api/v1/admin/flush", post(flush))
+        .route("/api/v1/admin/clock", post(crate::clock::advance))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

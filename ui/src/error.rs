@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use scry_analytics::QueryError;
+use scry_pipeline::HandleError;
+use scry_query::QueryError;
 
 /// An error answered by the API.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,18 @@ impl From<QueryError> for ApiError {
             QueryError::Execution(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<HandleError> for ApiError {
+    fn from(e: HandleError) -> Self {
+        let (status, code) = match &e {
+            HandleError::NotManual => (StatusCode::CONFLICT, "clock_not_manual"),
+            HandleError::Backwards { .. } => (StatusCode::BAD_REQUEST, "clock_backwards"),
+            HandleError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+            HandleError::Cycle(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cycle_failed"),
+        };
+        ApiError::new(status, code, e.to_string())
     }
 }
 

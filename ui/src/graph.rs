@@ -45,7 +45,7 @@ pub(crate) async fn service_graph(
     Query(w): Query<Window>,
 ) -> Result<Response, ApiError> {
     let since = since_ns(w.since.as_deref())?;
-    sql_json(&s, &scry_analytics::incident::edges_sql(since)).await
+    sql_json(&s, &scry_incident::edges_sql(since)).await
 }
 
 /// `GET /api/v1/services?since=`: rows of (service_name, spans, errors, p99_ms, anomalies,

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use scry_analytics::incident::{IncidentStore, StoreError};
+use scry_incident::{IncidentStore, StoreError};
 
 use crate::api::ApiState;
 use crate::error::ApiError;

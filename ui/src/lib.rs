@@ -2,6 +2,7 @@
 //! operator actions. The embedded web app will be served from here too.
 
 pub mod api;
+pub mod clock;
 pub mod error;
 pub mod graph;
 pub mod incidents;

@@ -152,22 +152,9 @@ mod tests {
     use crate::otlp::traces::tests::kv;
     use arrow::array::{Array, AsArray};
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValueList, any_value::Value};
-    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 
     fn request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
-        ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
-                    attributes: vec![kv("service.name", "api")],
-                    ..Default::default()
-                }),
-                scope_logs: vec![ScopeLogs {
-                    log_records: records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
+        scry_workload::otlp::service_logs("api", records)
     }
 
     #[test]

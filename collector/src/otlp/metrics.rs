@@ -459,8 +459,7 @@ mod tests {
     use crate::otlp::traces::tests::kv;
     use arrow::array::{Array, AsArray};
     use opentelemetry_proto::tonic::metrics::v1::{
-        Gauge, Histogram, ResourceMetrics, ScopeMetrics, Sum, Summary,
-        summary_data_point::ValueAtQuantile,
+        Gauge, Histogram, Sum, Summary, summary_data_point::ValueAtQuantile,
     };
 
     fn metric(name: &str, data: Data) -> Metric {
@@ -538,15 +537,7 @@ mod tests {
                 }),
             ),
         ];
-        let req = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics {
-                    metrics,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let req = scry_workload::otlp::metrics_request([(None, metrics)], None);
         let out = convert(&req);
         assert_eq!(out.rejected, 3, "{}", out.error_message);
         let b = out.batch.unwrap();

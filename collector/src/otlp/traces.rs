@@ -305,19 +305,9 @@ impl LinksBuilder {
 pub(crate) mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};
+    use opentelemetry_proto::tonic::trace::v1::Status;
 
-    pub(crate) fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(Value::StringValue(v.into())),
-            }),
-            ..Default::default()
-        }
-    }
+    pub(crate) use scry_workload::otlp::text as kv;
 
     pub(crate) fn span(i: u8) -> Span {
         Span {
@@ -341,20 +331,9 @@ pub(crate) mod tests {
         }
     }
 
+    /// Spans of the service `cart`, as one request.
     pub(crate) fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
-        ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![kv("service.name", "cart")],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
+        scry_workload::otlp::service_spans("cart", spans)
     }
 
     #[test]

@@ -1,0 +1,154 @@
+//! `scry eval ...`: accuracy on public labelled data, offline (no daemon needed).
+
+use std::path::PathBuf;
+
+use crate::{loghub, nab};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use scry_detect::logs::MinerConfig;
+
+/// Evaluation harnesses.
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Log template mining on Loghub 2k samples: grouping and parsing accuracy per system.
+    Loghub(LoghubArgs),
+    /// Anomaly detection on NAB series: the NAB score under its three profiles.
+    Nab(NabArgs),
+    /// Root-cause ranking on the simulated system with injected faults, in accelerated time.
+    Rca(crate::rca::RcaArgs),
+}
+
+/// Arguments of `scry eval nab`.
+#[derive(Args, Debug)]
+pub struct NabArgs {
+    /// Folder in the NAB layout (`data/*/*.csv`, `labels/combined_windows.json`).
+    #[arg(long, default_value = "../shared/data/nab")]
+    pub data: PathBuf,
+    /// Also re-tune the threshold per profile on this data (NAB's sweeper), reported separately.
+    #[arg(long)]
+    pub optimize: bool,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn json_key(profile: &str) -> &'static str {
+    match profile {
+        "reward_low_FP_rate" => "reward_low_fp",
+        "reward_low_FN_rate" => "reward_low_fn",
+        _ => "standard",
+    }
+}
+
+fn run_nab(args: NabArgs) -> anyhow::Result<()> {
+    let corpus = nab::Corpus::new(nab::load(&args.data)?);
+    println!("{} series", corpus.len());
+    println!(
+        "{:<20} {:>9} {:>8} {:>8} {:>6}",
+        "profile", "threshold", "score", "windows", "FP"
+    );
+    let mut shipped = serde_json::Map::new();
+    let mut tuned = serde_json::Map::new();
+    for profile in &nab::PROFILES {
+        let scores = corpus.detect(profile.threshold);
+        let s = corpus.score(profile, &scores, profile.threshold);
+        let row = |label: &str, s: &nab::ProfileScore| {
+            println!(
+                "{:<26} {:>9.4} {:>8.2} {:>4}/{:<3} {:>6}",
+                label, s.threshold, s.score, s.windows_found, s.windows, s.false_positives
+            )
+        };
+        row(profile.name, &s);
+        shipped.insert(json_key(profile.name).into(), s.score.into());
+        if args.optimize {
+            let o = corpus.optimize(profile, &scores);
+            row(&format!("{} (optimized)", json_key(profile.name)), &o);
+            tuned.insert(
+                json_key(profile.name).into(),
+                serde_json::json!({"score": o.score, "threshold": o.threshold}),
+            );
+        }
+    }
+    if args.json {
+        shipped.insert("series".into(), corpus.len().into());
+        if args.optimize {
+            shipped.insert("optimized".into(), tuned.into());
+        }
+        println!("{}", serde_json::Value::Object(shipped));
+    }
+    Ok(())
+}
+
+/// Arguments of `scry eval loghub`.
+#[derive(Args, Debug)]
+pub struct LoghubArgs {
+    /// Folder with one sub-folder per system (`<S>/<S>_2k.log` and its structured CSV).
+    #[arg(long, default_value = "../shared/data/loghub")]
+    pub data: PathBuf,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs an evaluation and prints its scores.
+pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
+    match cmd {
+        EvalCommand::Loghub(args) => run_loghub(args),
+        EvalCommand::Nab(args) => run_nab(args),
+        EvalCommand::Rca(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::rca::run(args)),
+    }
+}
+
+fn run_loghub(args: LoghubArgs) -> anyhow::Result<()> {
+    let config = MinerConfig::default();
+    let systems = loghub::systems(&args.data)?;
+    println!(
+        "{:<12} {:>6} {:>7} {:>7} {:>10} {:>12}",
+        "system", "lines", "GA", "PA", "templates", "lines/s"
+    );
+    let mut scores = Vec::new();
+    for system in &systems {
+        let s = loghub::evaluate_system(&args.data, system, &config)
+            .with_context(|| format!("evaluating {system}"))?;
+        println!(
+            "{:<12} {:>6} {:>7.4} {:>7.4} {:>4} / {:<4} {:>12.0}",
+            s.system,
+            s.lines,
+            s.ga,
+            s.pa,
+            s.templates,
+            s.truth_templates,
+            s.lines as f64 / s.mining_time.as_secs_f64().max(1e-9)
+        );
+        scores.push(s);
+    }
+    let n = scores.len() as f64;
+    let avg_ga = scores.iter().map(|s| s.ga).sum::<f64>() / n;
+    let avg_pa = scores.iter().map(|s| s.pa).sum::<f64>() / n;
+    let min_ga = scores.iter().map(|s| s.ga).fold(f64::INFINITY, f64::min);
+    let lines: usize = scores.iter().map(|s| s.lines).sum();
+    let secs: f64 = scores.iter().map(|s| s.mining_time.as_secs_f64()).sum();
+    println!(
+        "average      GA {avg_ga:.4} (min {min_ga:.4})  PA {avg_pa:.4}  {:.0} lines/s overall",
+        lines as f64 / secs.max(1e-9)
+    );
+    if args.json {
+        let systems: serde_json::Map<String, serde_json::Value> = scores
+            .iter()
+            .map(|s| {
+                (
+                    s.system.clone(),
+                    serde_json::json!({"ga": s.ga, "pa": s.pa}),
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"systems": systems, "avg_ga": avg_ga, "avg_pa": avg_pa})
+        );
+    }
+    Ok(())
+}
