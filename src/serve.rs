@@ -88,21 +88,22 @@ pub async fn run_until(
         ClockKind::Wall => (scry_collector::clock::wall(), None),
         ClockKind::Manual => {
             let c = Arc::new(ManualClock::new(0));
-            (c.clone(), Some(c))
+            (Arc::clone(&c) as SharedClock, Some(c))
         }
     };
-    let engine =
-        Arc::new(Engine::open(settings.detection.clone(), &state_path).with_clock(clock.clone()));
+    let engine = Arc::new(
+        Engine::open(settings.detection.clone(), &state_path).with_clock(Arc::clone(&clock)),
+    );
     let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry))
         .with_enricher(Arc::new(TemplateEnricher::default()))
-        .with_observer(engine.clone());
+        .with_observer(Arc::clone(&engine) as _);
     let detection = DetectionLoop::open(LoopParts {
         engine,
         store: store.clone(),
         query: Arc::clone(&query),
         incidents: Arc::clone(&incident_store),
         incident_config: IncidentConfig::default(),
-        clock: clock.clone(),
+        clock: Arc::clone(&clock),
         state_path: Some(state_path),
     })
     .context("starting the detection loop")?;

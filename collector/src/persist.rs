@@ -190,7 +190,7 @@ fn rows_by_hour(batch: &RecordBatch) -> BTreeMap<i64, Vec<u32>> {
 
 fn sort_by_service_and_time(batch: &RecordBatch) -> Result<RecordBatch> {
     let column = |name| SortColumn {
-        values: batch.column_by_name(name).expect("column exists").clone(),
+        values: Arc::clone(batch.column_by_name(name).expect("column exists")),
         options: Some(SortOptions::default()),
     };
     let indices = lexsort_to_indices(&[column(SERVICE_COLUMN), column(TIME_COLUMN)], None)?;

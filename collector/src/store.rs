@@ -545,7 +545,7 @@ mod tests {
     async fn write_flush_reopen_counts_each_row_once() {
         let dir = tempfile::tempdir().unwrap();
         let telemetry = Arc::new(Telemetry::new());
-        let store = Store::open(StoreConfig::new(dir.path()), telemetry.clone()).unwrap();
+        let store = Store::open(StoreConfig::new(dir.path()), Arc::clone(&telemetry)).unwrap();
         store.write(Table::Spans, batch(3)).await.unwrap();
         store.flush().await.unwrap();
         store.write(Table::Spans, batch(2)).await.unwrap();

@@ -31,7 +31,7 @@ async fn blocking<T: Send + 'static>(
     s: &ApiState,
     call: impl FnOnce(&IncidentStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = s.incidents.clone();
+    let store = std::sync::Arc::clone(&s.incidents);
     tokio::task::spawn_blocking(move || call(&store))
         .await
         .map_err(store_error)?

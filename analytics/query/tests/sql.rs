@@ -123,7 +123,12 @@ fn gauge(name: &str, unit: &str, points: &[(u64, f64)]) -> Metric {
 async fn load(store: &Store) {
     let write = |table, batch: Option<RecordBatch>| {
         let store = store.clone();
-        async move { store.write(table, batch.expect("valid fixture")).await.unwrap() }
+        async move {
+            store
+                .write(table, batch.expect("valid fixture"))
+                .await
+                .unwrap()
+        }
     };
     let cart = service_spans(
         "cart",
@@ -154,7 +159,11 @@ async fn load(store: &Store) {
     let metrics = metrics_request(
         [(
             service("checkout", []),
-            vec![gauge("process.cpu.utilization", "1", &[(0, 0.25), (10, 0.75)])],
+            vec![gauge(
+                "process.cpu.utilization",
+                "1",
+                &[(0, 0.25), (10, 0.75)],
+            )],
         )],
         None,
     );
@@ -174,8 +183,10 @@ fn sql_logic_tests() {
         .block_on(async { Store::open(StoreConfig::new(dir.path()), Arc::clone(&telemetry)) })
         .unwrap();
     runtime.block_on(load(&store));
-    let mut config = QueryConfig::default();
-    config.max_result_rows = 100;
+    let config = QueryConfig {
+        max_result_rows: 100,
+        ..QueryConfig::default()
+    };
     let query = Arc::new(QueryService::new(store.clone(), config, &telemetry).unwrap());
     let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slt"))
         .unwrap()

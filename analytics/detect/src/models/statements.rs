@@ -560,9 +560,11 @@ mod tests {
     fn an_outlier_chunk_is_folded_as_expected_until_it_lasts() {
         let info = stmt("TravelServiceImpl#372", true);
         let config = StatementConfig::default();
-        let mut base = OpBaseline::default();
-        base.spans = 600.0;
-        base.chunks = 10.0;
+        let mut base = OpBaseline {
+            spans: 600.0,
+            chunks: 10.0,
+            ..OpBaseline::default()
+        };
         base.key_mut(&info).lines = 600.0;
         base.key_mut(&info).lines_sq_per_span = 600.0;
         // A normal chunk is folded as it is.

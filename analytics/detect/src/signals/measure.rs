@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn order_is_the_order_of_names() {
-        let mut v = vec![
+        let mut v = [
             Measure::Requests,
             Measure::ErrorLogs,
             Measure::Metric("a".into()),

@@ -53,10 +53,11 @@ impl Pipeline {
             &telemetry,
         )?);
         let clock = Arc::new(ManualClock::new(start_ns));
-        let engine = Arc::new(Engine::new(DetectionConfig::default()).with_clock(clock.clone()));
+        let engine =
+            Arc::new(Engine::new(DetectionConfig::default()).with_clock(Arc::clone(&clock) as _));
         let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry))
             .with_enricher(Arc::new(TemplateEnricher::default()))
-            .with_observer(engine.clone());
+            .with_observer(Arc::clone(&engine) as _);
         let incidents = Arc::new(IncidentStore::open(&dir.path().join("incidents.db"))?);
         let detection = DetectionLoop::open(LoopParts {
             engine,
@@ -64,7 +65,7 @@ impl Pipeline {
             query,
             incidents,
             incident_config: IncidentConfig::default(),
-            clock: clock.clone(),
+            clock: Arc::clone(&clock) as _,
             state_path: None,
         })?;
         let (handle, requests) = detection.handle(Some(clock));
