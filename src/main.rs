@@ -31,9 +31,11 @@ enum Command {
     Bench(scry_eval::bench::BenchCommand),
 }
 
-fn init_logging() {
+/// Logs to stderr at `SCRY_LOG`, else at `default` (evals and benches print their own report, so
+/// the loop's per-incident lines are only warnings' noise there).
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -42,7 +44,10 @@ fn init_logging() {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(match cli.command {
+        Command::Eval(_) | Command::Bench(_) => "warn",
+        _ => "info",
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

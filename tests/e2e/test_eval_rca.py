@@ -9,6 +9,9 @@ from pathlib import Path
 
 
 def test_short_simulated_rca_run_ranks_injected_faults(scry_bin):
+    """One fault of each kind with seed 1, through the daemon's detection loop on a simulated
+    clock. The run is deterministic, so its figures must be the ones measured at this commit
+    (7 of 8 first, 8 of 8 in the top 3, no false incident) to within one case."""
     out = subprocess.run(
         [str(scry_bin), "eval", "rca", "--scenarios", "1", "--seed", "1", "--json"],
         capture_output=True, text=True, timeout=900,
@@ -16,34 +19,41 @@ def test_short_simulated_rca_run_ranks_injected_faults(scry_bin):
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["scenarios"] == 8  # one fault of each of the eight kinds
-    assert summary["top1"] >= 0.6 and summary["top3"] >= 0.75, out.stdout
-    assert summary["mttd_p50_s"] is not None and summary["mttd_p50_s"] <= 30, out.stdout
-    assert summary["false_per_hour"] <= 10, out.stdout
+    assert abs(summary["top1"] * 8 - 7) <= 1, out.stdout
+    assert abs(summary["top3"] * 8 - 8) <= 1, out.stdout
+    assert summary["mttd_p50_s"] is not None and summary["mttd_p50_s"] <= 15, out.stdout
+    # 0 measured; one false incident in the run's fault-free time would be about 1.5 per hour.
+    assert summary["false_per_hour"] <= 2, out.stdout
     for kind in ("added latency", "dependency outage", "retry storm"):
         assert kind in out.stdout
 
 
 TRAINTICKET = Path(__file__).resolve().parents[3] / "shared" / "data" / "rca" / "nezha_trainticket"
+# Cases ranked first, in the top 3 and in the top 5 of 26, measured at this commit (docs/rca.md).
+MEASURED_TRAINTICKET = {"top1": None, "top3": None, "top5": None}
 
 
 def test_trainticket_replay_scores_every_labelled_case(scry_bin):
     """`--dataset` replays the Nezha TrainTicket dev split (logs, traces, metrics) through the
-    ingest path at its original timestamps and scores the rankings against labels/cases.csv. The
-    floor is set well under the measured figures (docs/rca.md), far under the issue's target."""
+    daemon's detection loop at its original timestamps and scores the rankings against
+    labels/cases.csv. The replay is deterministic, so the figures must be the ones measured at this
+    commit (docs/rca.md) to within one case."""
     out = subprocess.run(
         [str(scry_bin), "eval", "rca", "--dataset", str(TRAINTICKET), "--json"],
         capture_output=True, text=True, timeout=1800,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["cases"] == 21
-    assert set(summary["by_fault_type"]) == {"return", "exception", "cpu_contention"}
-    assert sum(v["cases"] for v in summary["by_fault_type"].values()) == 21
+    cases = summary["cases"]
+    assert cases == 26
+    assert set(summary["by_fault_type"]) == {"return", "exception", "cpu_contention", "network_delay"}
+    assert sum(v["cases"] for v in summary["by_fault_type"].values()) == cases
     assert summary["top1"] <= summary["top3"] <= summary["top5"]
-    assert summary["top1"] >= 0.4 and summary["top3"] >= 0.5, out.stdout
-    assert 1.0 <= summary["mean_rank"] <= 47
+    for key, measured in MEASURED_TRAINTICKET.items():
+        assert abs(summary[key] * cases - measured) <= 1, (key, summary, out.stdout)
     # Every case is listed with its root cause.
     assert out.stdout.count("2023-01-29_") == 21
+    assert out.stdout.count("2023-01-30_") == 5
 
 
 def test_a_missing_dataset_is_a_clear_error(scry_bin, tmp_path):

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use scry_workload::{Batch, Fault, FaultKind, System};
 
-pub use target::{Change, Entry, Pipeline, Target, incident_changes, write_events};
+pub use target::{Change, Driver, Entry, Pipeline, Target, incident_changes};
 
 mod target;
 
@@ -54,35 +54,27 @@ pub struct RcaArgs {
 }
 
 impl RcaArgs {
-    /// Where telemetry goes: the daemon given by `--otlp`/`--api`, or a fresh in-process
-    /// pipeline whose clock starts at `start_ns`.
-    pub async fn target(&self, start_ns: i64) -> anyhow::Result<Target> {
-        match (&self.otlp, &self.api) {
-            (Some(otlp), Some(api)) => {
-                let mut t = Target::remote(otlp, api).await?;
-                // A fresh daemon's manual clock reads 0; bring it to the start first, as the
-                // local pipeline starts there.
-                t.cycle(start_ns).await?;
-                Ok(t)
-            }
-            _ => {
-                let mut t = Target::Local(Box::new(Pipeline::new(start_ns)?));
-                t.cycle(start_ns).await?;
-                Ok(t)
-            }
-        }
-    }
-
-    /// The `--events` file, if asked for.
-    pub fn events_file(&self) -> anyhow::Result<Option<std::io::BufWriter<std::fs::File>>> {
-        self.events
+    /// Where telemetry goes — the daemon given by `--otlp`/`--api`, or a fresh in-process
+    /// pipeline — with its clock at `start_ns` and its events going to `--events`.
+    pub async fn driver(&self, start_ns: i64) -> anyhow::Result<Driver> {
+        let target = match (&self.otlp, &self.api) {
+            (Some(otlp), Some(api)) => Target::remote(otlp, api).await?,
+            _ => Target::Local(Box::new(Pipeline::new(start_ns)?)),
+        };
+        let events = self
+            .events
             .as_ref()
             .map(|p| {
                 std::fs::File::create(p)
                     .map(std::io::BufWriter::new)
                     .map_err(|e| anyhow::anyhow!("creating {}: {e}", p.display()))
             })
-            .transpose()
+            .transpose()?;
+        let mut driver = Driver::new(target, events);
+        // A fresh daemon's manual clock reads 0: both kinds of target start with a cycle at
+        // `start_ns`, so they see the same cycles.
+        driver.cycle(start_ns).await?;
+        Ok(driver)
     }
 }
 
@@ -176,8 +168,7 @@ pub async fn run(args: RcaArgs) -> anyhow::Result<()> {
         .div_euclid(60 * SECOND)
         * (60 * SECOND);
     let mut system = System::new(args.seed, start);
-    let mut target = args.target(start).await?;
-    let mut events_out = args.events_file()?;
+    let mut driver = args.driver(start).await?;
     let mut faults: Vec<Fault> = Vec::new();
     for i in 0..total {
         let phase = (i as i64 * 3) % 10 * SECOND;
@@ -193,19 +184,15 @@ pub async fn run(args: RcaArgs) -> anyhow::Result<()> {
         if (t - start) % CYCLE != 0 {
             continue;
         }
-        target
-            .send(batch.traces(), batch.logs(), batch.metrics())
+        let events = driver
+            .step(t, batch.traces(), batch.logs(), batch.metrics())
             .await?;
-        let events = target.cycle(t).await?;
-        if let Some(out) = &mut events_out {
-            write_events(out, &events)?;
-        }
         for (change, ranking) in incident_changes(&events) {
             let ranking = ranking.into_iter().map(|e| e.service).collect();
             timeline.events.push((t, change, ranking));
         }
     }
-    target.finish().await;
+    driver.finish().await?;
     let outcomes: Vec<Outcome> = faults.iter().map(|f| score(f, &timeline)).collect();
     report(
         &args,

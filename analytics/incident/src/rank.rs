@@ -99,17 +99,15 @@ fn resource(measure: &str) -> Option<&'static str> {
 /// service's span series of one measure across its operations, and its metrics of one
 /// resource in different units (`CpuUsage` in millicores and `CpuUsageRate` in percent).
 fn family(a: &Anomaly) -> String {
-    let m = a.key.measure.as_str();
-    if let Some(r) = resource(m).filter(|_| a.key.signal == Signal::Metrics) {
-        return format!("{r}{{{}}}", a.key.scope);
-    }
-    let digits = m.trim_end_matches(|c: char| c.is_ascii_digit());
-    let base = match digits.len() < m.len() {
-        true => digits
-            .strip_suffix("_p")
-            .or_else(|| digits.strip_suffix('P'))
-            .unwrap_or(m),
-        false => m,
+    let base = match &a.key.measure {
+        Measure::Metric(m) => {
+            if let Some(r) = resource(m).filter(|_| a.key.signal == Signal::Metrics) {
+                return format!("{r}{{{}}}", a.key.scope);
+            }
+            without_quantile(m)
+        }
+        m if m.is_latency() => "latency",
+        m => m.as_str(),
     };
     // Operations of one service nest (a handler around its queries), so a slow or failing
     // query shows in every operation above it: a service's span series count once per measure.
@@ -118,6 +116,19 @@ fn family(a: &Anomaly) -> String {
     } else {
         format!("{base}{{{}}}", a.key.scope)
     }
+}
+
+/// A metric's name without its quantile suffix: `ClientLatencyP90` and `rpc_duration_p99` are
+/// `ClientLatency` and `rpc_duration`.
+fn without_quantile(m: &str) -> &str {
+    let digits = m.trim_end_matches(|c: char| c.is_ascii_digit());
+    if digits.len() == m.len() {
+        return m;
+    }
+    digits
+        .strip_suffix("_p")
+        .or_else(|| digits.strip_suffix('P'))
+        .unwrap_or(m)
 }
 
 #[derive(Default)]

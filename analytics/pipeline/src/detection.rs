@@ -259,3 +259,177 @@ impl DetectionLoop {
         self.save().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::HandleError;
+    use scry_collector::opentelemetry_proto::tonic::trace::v1::{Span, Status};
+    use scry_collector::{Ingest, StoreConfig, Telemetry};
+    use scry_detect::DetectionConfig;
+    use scry_incident::Change;
+    use scry_query::QueryConfig;
+    use scry_workload::otlp::service_spans;
+
+    const BUCKET: i64 = 10_000_000_000;
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        ingest: Ingest,
+        query: Arc<QueryService>,
+        incidents: Arc<IncidentStore>,
+        handle: LoopHandle,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    /// A loop on a manual clock at `start`, with its store, ingest and incident store.
+    fn rig(start: i64) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let telemetry = Arc::new(Telemetry::new());
+        let store = Store::open(StoreConfig::new(dir.path()), Arc::clone(&telemetry)).unwrap();
+        let query =
+            Arc::new(QueryService::new(store.clone(), QueryConfig::default(), &telemetry).unwrap());
+        let clock = Arc::new(ManualClock::new(start));
+        let engine = Arc::new(
+            Engine::new(DetectionConfig::default()).with_clock(Arc::clone(&clock) as SharedClock),
+        );
+        let ingest = Ingest::new(store.clone(), telemetry).with_observer(Arc::clone(&engine) as _);
+        let incidents = Arc::new(IncidentStore::open(&dir.path().join("incidents.db")).unwrap());
+        let detection = DetectionLoop::open(LoopParts {
+            engine,
+            store,
+            query: Arc::clone(&query),
+            incidents: Arc::clone(&incidents),
+            incident_config: IncidentConfig::default(),
+            clock: Arc::clone(&clock) as SharedClock,
+            state_path: Some(dir.path().join("state.json")),
+        })
+        .unwrap();
+        let (handle, requests) = detection.handle(Some(clock));
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(detection.run(requests, stop_rx));
+        Rig {
+            _dir: dir,
+            ingest,
+            query,
+            incidents,
+            handle,
+            stop,
+            task,
+        }
+    }
+
+    /// Ten `GET /cart` spans from `start`, each `ms` long, failing when `failed`.
+    fn cart(start: i64, first_id: u64, ms: i64, failed: bool) -> Vec<Span> {
+        (0..10)
+            .map(|i| {
+                let t = start + i * 900_000_000;
+                Span {
+                    trace_id: (u128::from(first_id + i as u64) << 8)
+                        .to_be_bytes()
+                        .to_vec(),
+                    span_id: (first_id + i as u64).to_be_bytes().to_vec(),
+                    name: "GET /cart".into(),
+                    kind: 2,
+                    start_time_unix_nano: t as u64,
+                    end_time_unix_nano: (t + ms * 1_000_000 + i % 3 * 1_000_000) as u64,
+                    status: failed.then(|| Status {
+                        code: 2,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_loop_stores_announces_and_resolves_on_its_clock() {
+        let first = 170_000 * BUCKET;
+        let r = rig(first);
+        let mut events = r.handle.subscribe();
+        let mut announced = Vec::new();
+        for b in 0..=40 {
+            let start = first + b * BUCKET;
+            let spans = cart(
+                start,
+                b as u64 * 100 + 1,
+                if b == 40 { 900 } else { 50 },
+                b == 40,
+            );
+            r.ingest
+                .traces(&service_spans("shop", spans))
+                .await
+                .unwrap();
+            let cycle = r.handle.advance(start + 2 * BUCKET).await.unwrap();
+            assert_eq!(cycle.at_ns, start + 2 * BUCKET);
+            announced.extend(cycle.events);
+        }
+        let opened = announced.iter().find_map(|e| match e {
+            Event::Incident {
+                change: Change::Opened(id),
+                incident,
+                ..
+            } => Some((*id, Arc::clone(incident))),
+            _ => None,
+        });
+        let (id, incident) = opened.unwrap_or_else(|| panic!("no incident: {announced:#?}"));
+        assert_eq!(incident.top().unwrap().service, "shop");
+        assert!(
+            announced
+                .iter()
+                .all(|e| e.at_ns() > first && e.at_ns() <= first + 42 * BUCKET)
+        );
+        // Every event went to the subscriber too, in the same order.
+        for e in &announced {
+            let got = events.try_recv().unwrap();
+            assert_eq!(got.summary(), e.summary());
+        }
+        // The anomalies are stored as rows of the `anomalies` table.
+        let rows = r
+            .query
+            .query("SELECT count(*) FROM anomalies WHERE service_name = 'shop'")
+            .await
+            .unwrap();
+        let count = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(
+            rows.batches[0].column(0),
+        )
+        .value(0);
+        assert!(count > 0);
+        // Quiet time on the same clock resolves it; the store has the final state.
+        let quiet = r.handle.advance(first + 90 * BUCKET).await.unwrap();
+        assert!(
+            quiet.events.iter().any(|e| matches!(
+                e,
+                Event::Incident { change: Change::Resolved(i), .. } if *i == id
+            )),
+            "{:#?}",
+            quiet.events
+        );
+        let stored = r.incidents.get(id).unwrap().unwrap();
+        assert_eq!(stored["status"], "resolved");
+        // Time does not go back.
+        assert!(matches!(
+            r.handle.advance(first).await,
+            Err(HandleError::Backwards { .. })
+        ));
+        let _ = r.stop.send(true);
+        r.task.await.unwrap();
+        assert!(
+            r._dir.path().join("state.json").exists(),
+            "state saved on stop"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wall_clock_loop_cannot_be_driven() {
+        let (events, _) = broadcast::channel(1);
+        let (handle, _requests) = LoopHandle::new(events, None);
+        assert!(!handle.is_manual());
+        assert!(matches!(
+            handle.advance(1).await,
+            Err(HandleError::NotManual)
+        ));
+    }
+}

@@ -3,6 +3,7 @@
 //! load generator of `scry bench ingest` ([`loadgen`]). Nothing here depends on scry's own
 //! crates, so any of them can use it in tests.
 
+pub mod demo;
 pub mod loadgen;
 pub mod otlp;
 pub mod system;

@@ -3,11 +3,12 @@
 //!
 //! For each (operation, statement) the baseline is the statement's lines per span of the
 //! operation, `mu`, and the spread of that rate between one-minute chunks, `V` (weighted by spans,
-//! floored at `mu`: Poisson when the rate is steady, wider for bursty statements). Each cycle
-//! tests the last minute and the last two minutes: with `n` spans of the operation and `c` lines,
-//! `c` is compared with a negative binomial of mean `mu·n` and variance `max(V, mu)·n`, and the
-//! tail probability `P` becomes a signed z-equivalent `sqrt(-2 ln P)`. Informational statements
-//! are tested for a drop, the others for a rise. Chunks fold into the baseline once they leave
+//! floored at `mu·max(1 − mu, 0.1)`: a statement every span logs once is steadier than Poisson).
+//! Each cycle tests the last minute and the last two minutes: with `n` spans of the operation and
+//! `c` lines, `c` is compared with a count of mean `mu·n` and variance `V·n` — binomial below
+//! `mu`, Poisson at it, negative binomial above — and the tail probability `P` becomes a signed
+//! z-equivalent `sqrt(-2 ln P)`. A rise is judged with variance at least `mu` (never sharper than
+//! Poisson). Informational statements are tested for a drop, the others for a rise. Chunks fold into the baseline once they leave
 //! the windows, except for a service that was flagged recently (so a fault does not become
 //! normal). Origin: docs/research/rca (Nezha TrainTicket), and docs/rca.md.
 

@@ -15,10 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
-use std::io::Write;
-
 use super::nezha::{self, Case, Requests};
-use super::{Change, Entry, RcaArgs, incident_changes, write_events};
+use super::{Change, Entry, RcaArgs, incident_changes};
 
 const SECOND: i64 = 1_000_000_000;
 const CYCLE: i64 = 5 * SECOND;
@@ -65,8 +63,7 @@ pub async fn run(root: &Path, args: &RcaArgs) -> anyhow::Result<()> {
     };
     let last = corpus.records.last().map_or(first, |r| r.0);
     let mut t = first.div_euclid(CYCLE) * CYCLE + CYCLE;
-    let mut target = args.target(t - CYCLE).await?;
-    let mut events_out = args.events_file()?;
+    let mut driver = args.driver(t - CYCLE).await?;
     let mut events: Vec<Event> = Vec::new();
     let mut requests = Requests::default();
     let mut records = corpus.records.into_iter().peekable();
@@ -75,20 +72,13 @@ pub async fn run(root: &Path, args: &RcaArgs) -> anyhow::Result<()> {
         while let Some((_, pod, record)) = records.next_if(|(at, _, _)| *at < t) {
             requests.push(&pod, record);
         }
-        target
-            .send(requests.traces(), requests.logs(), requests.metrics())
+        let cycle = driver
+            .step(t, requests.traces(), requests.logs(), requests.metrics())
             .await?;
-        let cycle = target.cycle(t).await?;
-        if let Some(out) = &mut events_out {
-            write_events(out, &cycle)?;
-        }
         events.extend(incident_changes(&cycle).map(|(change, ranking)| (t, change, ranking)));
         t += CYCLE;
     }
-    target.finish().await;
-    if let Some(out) = &mut events_out {
-        out.flush()?;
-    }
+    driver.finish().await?;
     let scored: Vec<Scored> = cases.iter().map(|c| score(c, &events)).collect();
     println!(
         "replayed {:.1} h of data ({} services) in {:.0} s (loading {:.0} s)",

@@ -188,12 +188,49 @@ impl Target {
     }
 }
 
-/// Every event as a JSON line to `out` (for comparing runs and inspecting anomalies).
-pub fn write_events(out: &mut impl Write, events: &[Value]) -> std::io::Result<()> {
-    for e in events {
-        writeln!(out, "{e}")?;
+/// A [`Target`] driven step by step, with every event written to a file when asked for.
+pub struct Driver {
+    target: Target,
+    events: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Driver {
+    /// Drives `target`, writing each cycle's events as JSON lines to `events`.
+    pub fn new(target: Target, events: Option<std::io::BufWriter<std::fs::File>>) -> Self {
+        Self { target, events }
     }
-    Ok(())
+
+    /// Sends one request of each signal, then runs the cycle at `t`: its events as JSON.
+    pub async fn step(
+        &mut self,
+        t: i64,
+        traces: ExportTraceServiceRequest,
+        logs: ExportLogsServiceRequest,
+        metrics: ExportMetricsServiceRequest,
+    ) -> anyhow::Result<Vec<Value>> {
+        self.target.send(traces, logs, metrics).await?;
+        self.cycle(t).await
+    }
+
+    /// Runs the cycle at `t` alone.
+    pub async fn cycle(&mut self, t: i64) -> anyhow::Result<Vec<Value>> {
+        let events = self.target.cycle(t).await?;
+        if let Some(out) = &mut self.events {
+            for e in &events {
+                writeln!(out, "{e}")?;
+            }
+        }
+        Ok(events)
+    }
+
+    /// Flushes the events file and stops a local loop.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        if let Some(out) = &mut self.events {
+            out.flush()?;
+        }
+        self.target.finish().await;
+        Ok(())
+    }
 }
 
 /// One ranked candidate as the scoring reads it.
