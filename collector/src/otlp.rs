@@ -1,5 +1,5 @@
 //! OTLP → Arrow conversion: one module per signal, each turning an export request into one
-//! [`RecordBatch`](arrow::record_batch::RecordBatch) of its table and counting rejected items.
+//! [`RecordBatch`] of its table and counting rejected items.
 
 pub mod attributes;
 pub mod logs;

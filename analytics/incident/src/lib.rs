@@ -6,7 +6,7 @@
 //! otherwise it waits as pending. Pending anomalies that are connected the same way open an
 //! incident once they span `open_series` distinct series with one scoring at least `open_score`
 //! (one odd value is not an incident). An incident resolves after `resolve_after` without new
-//! evidence. Every change re-ranks the incident's root-cause candidates ([`rank`]); the
+//! evidence. Every change re-ranks the incident's root-cause candidates ([`rank`](mod@rank)); the
 //! [`IncidentStore`] keeps incidents and their timelines in SQLite.
 
 pub mod graph;

@@ -15,7 +15,7 @@ pub struct IncidentConfig {
     /// An incident resolves after this long without new evidence, ns.
     pub resolve_after_ns: i64,
     /// An incident opens only with an anomaly whose score times its kind's weight (see
-    /// [`rank`](super::rank)) is at least this — so traffic shifts or the multivariate model alone
+    /// [`rank`](mod@crate::rank)) is at least this — so traffic shifts or the multivariate model alone
     /// (weights 0.3, 0.5) never open one — ...
     pub open_score: f64,
     /// ... among at least this many distinct anomalous series.
@@ -26,7 +26,7 @@ pub struct IncidentConfig {
     /// hours and its ranking stops meaning anything.
     pub extend_score: f64,
     /// Anomalies kept per incident. Of each series it keeps three: the first (the onset), the
-    /// strongest and the latest (what is wrong now); see [`Incident::absorb`].
+    /// strongest and the latest (what is wrong now); see `Incident::absorb`.
     pub max_evidence: usize,
 }
 
