@@ -290,6 +290,37 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_comes_from_the_file_unless_a_flag_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scry.toml");
+        std::fs::write(&path, "clock = \"manual\"\n").unwrap();
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Settings::resolve(from_file).unwrap().clock,
+            ClockKind::Manual
+        );
+        let flag = ServeArgs {
+            config: Some(path),
+            clock: Some(ClockKind::Wall),
+            ..Default::default()
+        };
+        assert_eq!(Settings::resolve(flag).unwrap().clock, ClockKind::Wall);
+        assert_eq!(
+            Settings::resolve(ServeArgs::default()).unwrap().clock,
+            ClockKind::Wall
+        );
+        std::fs::write(dir.path().join("bad.toml"), "clock = \"sundial\"\n").unwrap();
+        let bad = ServeArgs {
+            config: Some(dir.path().join("bad.toml")),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(bad).is_err());
+    }
+
+    #[test]
     fn detection_settings_come_from_file_and_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scry.toml");
