@@ -10,7 +10,7 @@ use scry_detect::{Anomaly, CycleReport, Engine};
 use scry_incident::{Graph, IncidentConfig, IncidentStore, StoreError, Tracker};
 use scry_query::QueryService;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::event::Event;
 use crate::graph::{GRAPH_WINDOW_NS, load_graph};
@@ -232,24 +232,23 @@ impl DetectionLoop {
         });
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let reply: Option<oneshot::Sender<Result<Cycle, LoopError>>> = tokio::select! {
+            let reply = tokio::select! {
                 _ = tick.tick(), if !manual => None,
                 Some(r) = requests.recv() => Some(r.reply),
-                _ = stop.changed() => None,
+                changed = stop.changed() => {
+                    // A dropped sender stops the loop as `true` does (and must not spin it).
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                    continue;
+                }
             };
-            let stopping = *stop.borrow();
-            if stopping && reply.is_none() {
-                break;
-            }
             let cycle = self.cycle().await;
             if let Err(e) = &cycle {
                 tracing::error!(error = %e, "detection cycle failed");
             }
             if let Some(reply) = reply {
                 let _ = reply.send(cycle);
-            }
-            if stopping {
-                break;
             }
         }
         // One last cycle on the wall clock, so what is due is scored before the final save.
@@ -420,6 +419,20 @@ mod tests {
             r._dir.path().join("state.json").exists(),
             "state saved on stop"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_loop_ends_when_its_stop_sender_is_gone() {
+        let r = rig(170_000 * BUCKET);
+        drop(r.stop);
+        tokio::time::timeout(std::time::Duration::from_secs(30), r.task)
+            .await
+            .expect("the loop stops")
+            .unwrap();
+        assert!(matches!(
+            r.handle.advance(170_001 * BUCKET).await,
+            Err(HandleError::Stopped)
+        ));
     }
 
     #[tokio::test]
