@@ -50,3 +50,28 @@ def test_eval_loghub_reports_a_bad_layout(scry_bin, tmp_path):
     )
     assert out.returncode != 0
     assert "no <System>/<System>_2k.log files" in out.stderr
+
+
+def test_eval_loghub_leave_one_system_out_and_bodies_alone(scry_bin):
+    """`--cv` scores each system with the miner setting chosen on the other seven; `--input body`
+    mines the message alone, as an OTLP log body arrives, with no header to strip. Deterministic:
+    the figures measured at this commit (docs/analytics.md), to within one line per system."""
+    cv = subprocess.run(
+        [str(scry_bin), "eval", "loghub", "--data", str(LOGHUB), "--cv", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert cv.returncode == 0, cv.stderr
+    last = json.loads(cv.stdout.strip().splitlines()[-1])
+    assert len(last["systems"]) == 8
+    one_line = 1 / 2000
+    assert abs(last["in_sample_ga"] - 0.99175) <= one_line, last
+    assert abs(last["cv_ga"] - 0.99175) <= one_line, last
+    assert abs(last["cv_min_ga"] - 0.9395) <= one_line, last
+    body = subprocess.run(
+        [str(scry_bin), "eval", "loghub", "--data", str(LOGHUB), "--input", "body", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert body.returncode == 0, body.stderr
+    last = json.loads(body.stdout.strip().splitlines()[-1])
+    assert abs(last["avg_ga"] - 0.99175) <= one_line, last
+    assert abs(last["avg_pa"] - 0.80344) <= one_line, last

@@ -38,3 +38,28 @@ def test_eval_nab_reports_a_bad_layout(scry_bin, tmp_path):
     out = subprocess.run([str(scry_bin), "eval", "nab", "--data", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode != 0
     assert "combined_windows.json" in out.stderr
+
+
+def test_eval_nab_cross_validated_on_the_shared_corpus(scry_bin):
+    """`--cv` fits the detector's settings on half the series (and on all categories but one) and
+    scores the rest with them. Deterministic: the figures measured at this commit
+    (docs/analytics.md), to 0.5 points."""
+    out = subprocess.run(
+        [str(scry_bin), "eval", "nab", "--data", str(NAB), "--cv", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    standard = json.loads(out.stdout.strip().splitlines()[-1])["standard"]
+    measured = {
+        "in_sample": 75.98,
+        "halves": {"half A": 77.76, "half B": 71.47, "pooled": 74.31},
+        "categories": {"pooled": 73.86},
+    }
+    assert abs(standard["in_sample"] - measured["in_sample"]) <= 0.5, standard
+    assert standard["in_sample_best"] >= standard["in_sample"] - 1e-9, standard
+    for fold, figure in measured["halves"].items():
+        got = standard["halves"]["pooled"] if fold == "pooled" else standard["halves"]["folds"][fold]
+        assert abs(got - figure) <= 0.5, (fold, standard)
+    assert abs(standard["categories"]["pooled"] - measured["categories"]["pooled"]) <= 0.5, standard
+    # A category without windows has no score of its own.
+    assert standard["categories"]["folds"]["artificialNoAnomaly"] is None

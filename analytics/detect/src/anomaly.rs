@@ -13,5 +13,5 @@ pub mod model;
 pub mod rows;
 
 pub use engine::{CycleReport, DetectionConfig, Engine};
-pub use model::{Finding, ModelConfig, SeriesModel};
+pub use model::{Finding, ModelConfig, Peers, SeriesModel};
 pub use rows::{Anomaly, to_batch};

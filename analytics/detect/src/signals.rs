@@ -8,9 +8,11 @@
 //! late and dropped. Aggregating on ingest costs a hash lookup per row and saves re-scanning the
 //! tables every cycle (see docs/analytics.md).
 
+pub mod calls;
 pub mod logs;
 pub mod measure;
 pub mod metrics;
+mod recent;
 pub mod sketch;
 pub mod spans;
 pub mod statements;
@@ -194,6 +196,7 @@ pub struct AggregatorState {
 #[derive(Default)]
 struct Bucket {
     spans: spans::BucketSpans,
+    calls: calls::BucketCalls,
     logs: logs::BucketLogs,
     metrics: metrics::BucketMetrics,
     statements: statements::BucketStatements,
@@ -226,6 +229,7 @@ pub struct Aggregator {
     cumulative: HashMap<String, metrics::Previous>,
     novelties: Vec<Novelty>,
     statement_index: statements::StatementIndex,
+    call_index: calls::CallIndex,
     /// Rows that arrived for a closed bucket, or too far in the future.
     pub late_rows: u64,
 }
@@ -253,6 +257,7 @@ impl Aggregator {
             cumulative: state.cumulative.into_iter().collect(),
             novelties: Vec::new(),
             statement_index: statements::StatementIndex::default(),
+            call_index: calls::CallIndex::default(),
             late_rows: 0,
         }
     }
@@ -317,6 +322,8 @@ impl Aggregator {
                 bucket.spans.observe(batch, rows, room, &mut ctx);
                 if let Some(times) = times {
                     bucket.statements.observe_spans(batch, rows, index, times);
+                    let calls = &mut self.call_index;
+                    bucket.calls.observe(batch, rows, calls, times);
                 }
             }
             Table::Logs => {
@@ -371,6 +378,8 @@ impl Aggregator {
         let silent = bucket.spans.is_empty() && bucket.logs.is_empty();
         let before = points.len();
         bucket.spans.close(start, min_latency, points);
+        let calls = &mut self.call_index;
+        bucket.calls.close(start, calls, points);
         bucket.logs.close(start, points);
         bucket.metrics.close(start, points);
         let mut present = HashSet::new();

@@ -27,6 +27,10 @@ pub struct NabArgs {
     /// Also re-tune the threshold per profile on this data (NAB's sweeper), reported separately.
     #[arg(long)]
     pub optimize: bool,
+    /// Cross-validate the detector's settings: fit on half the series and score the other
+    /// half, both ways, and leave each NAB category out in turn (see `nab::cv`).
+    #[arg(long)]
+    pub cv: bool,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -42,6 +46,9 @@ fn json_key(profile: &str) -> &'static str {
 
 fn run_nab(args: NabArgs) -> anyhow::Result<()> {
     let corpus = nab::Corpus::new(nab::load(&args.data)?);
+    if args.cv {
+        return run_nab_cv(&corpus, args.json);
+    }
     println!("{} series", corpus.len());
     println!(
         "{:<20} {:>9} {:>8} {:>8} {:>6}",
@@ -79,12 +86,58 @@ fn run_nab(args: NabArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_nab_cv(corpus: &nab::Corpus, json: bool) -> anyhow::Result<()> {
+    println!(
+        "{} series; held-out scores per fold, then pooled",
+        corpus.len()
+    );
+    let mut out = serde_json::Map::new();
+    for r in nab::cv::run(corpus) {
+        println!(
+            "{:<20} in-sample {:6.2} (best setting of the grid {:6.2})",
+            r.profile, r.in_sample, r.in_sample_best
+        );
+        let mut profile = serde_json::json!({
+            "in_sample": r.in_sample, "in_sample_best": r.in_sample_best,
+        });
+        for (scheme, (folds, pooled)) in [("halves", &r.halves), ("categories", &r.categories)] {
+            for f in folds {
+                let held = f
+                    .held_out
+                    .map_or("   -  ".to_string(), |s| format!("{s:6.2}"));
+                println!(
+                    "  {scheme:<10} {:<24} held out {held}  chosen: {}",
+                    f.name, f.chosen
+                );
+            }
+            println!("  {scheme:<10} cross-validated (pooled) {pooled:6.2}");
+            let per_fold: serde_json::Map<String, serde_json::Value> = folds
+                .iter()
+                .map(|f| (f.name.clone(), f.held_out.into()))
+                .collect();
+            profile[scheme] = serde_json::json!({"pooled": pooled, "folds": per_fold});
+        }
+        out.insert(json_key(r.profile).into(), profile);
+    }
+    if json {
+        println!("{}", serde_json::Value::Object(out));
+    }
+    Ok(())
+}
+
 /// Arguments of `scry eval loghub`.
 #[derive(Args, Debug)]
 pub struct LoghubArgs {
     /// Folder with one sub-folder per system (`<S>/<S>_2k.log` and its structured CSV).
     #[arg(long, default_value = "../shared/data/loghub")]
     pub data: PathBuf,
+    /// Leave one system out: score each system with the miner setting chosen on the others.
+    #[arg(long)]
+    pub cv: bool,
+    /// What the miner is given: the raw line (header found by shape) or the message alone, as
+    /// an OTLP log body arrives.
+    #[arg(long, value_enum, default_value_t = loghub::Input::Raw)]
+    pub input: loghub::Input,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -102,16 +155,57 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `{"<system>": {"ga": …, "pa": …}}` for the JSON line.
+fn per_system<'a>(
+    rows: impl Iterator<Item = (&'a String, f64, f64)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    rows.map(|(system, ga, pa)| (system.clone(), serde_json::json!({"ga": ga, "pa": pa})))
+        .collect()
+}
+
+fn run_loghub_cv(args: &LoghubArgs, systems: &[String]) -> anyhow::Result<()> {
+    let held = loghub::cv::run(&args.data, systems, args.input)?;
+    println!(
+        "{:<12} {:>12} {:>9} {:>9}  chosen on the other systems",
+        "system", "GA in-sample", "GA held", "PA held"
+    );
+    for h in &held {
+        println!(
+            "{:<12} {:>12.4} {:>9.4} {:>9.4}  {}",
+            h.system, h.in_sample_ga, h.ga, h.pa, h.chosen
+        );
+    }
+    let n = held.len().max(1) as f64;
+    let avg = |f: fn(&loghub::cv::Held) -> f64| held.iter().map(f).sum::<f64>() / n;
+    let min_ga = held.iter().map(|h| h.ga).fold(f64::INFINITY, f64::min);
+    let (in_sample, ga, pa) = (avg(|h| h.in_sample_ga), avg(|h| h.ga), avg(|h| h.pa));
+    println!(
+        "average      in-sample GA {in_sample:.4}; leave-one-system-out GA {ga:.4} (min {min_ga:.4}), PA {pa:.4}"
+    );
+    if args.json {
+        let systems = per_system(held.iter().map(|h| (&h.system, h.ga, h.pa)));
+        println!(
+            "{}",
+            serde_json::json!({"in_sample_ga": in_sample, "cv_ga": ga, "cv_min_ga": min_ga,
+                "cv_pa": pa, "systems": systems})
+        );
+    }
+    Ok(())
+}
+
 fn run_loghub(args: LoghubArgs) -> anyhow::Result<()> {
     let config = MinerConfig::default();
     let systems = loghub::systems(&args.data)?;
+    if args.cv {
+        return run_loghub_cv(&args, &systems);
+    }
     println!(
         "{:<12} {:>6} {:>7} {:>7} {:>10} {:>12}",
         "system", "lines", "GA", "PA", "templates", "lines/s"
     );
     let mut scores = Vec::new();
     for system in &systems {
-        let s = loghub::evaluate_system(&args.data, system, &config)
+        let s = loghub::evaluate_input(&args.data, system, &config, args.input)
             .with_context(|| format!("evaluating {system}"))?;
         println!(
             "{:<12} {:>6} {:>7.4} {:>7.4} {:>4} / {:<4} {:>12.0}",
@@ -136,15 +230,7 @@ fn run_loghub(args: LoghubArgs) -> anyhow::Result<()> {
         lines as f64 / secs.max(1e-9)
     );
     if args.json {
-        let systems: serde_json::Map<String, serde_json::Value> = scores
-            .iter()
-            .map(|s| {
-                (
-                    s.system.clone(),
-                    serde_json::json!({"ga": s.ga, "pa": s.pa}),
-                )
-            })
-            .collect();
+        let systems = per_system(scores.iter().map(|s| (&s.system, s.ga, s.pa)));
         println!(
             "{}",
             serde_json::json!({"systems": systems, "avg_ga": avg_ga, "avg_pa": avg_pa})

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod command;
+pub mod folds;
 pub mod loghub;
 pub mod nab;
 pub mod rca;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use scry_detect::logs::{Miner, MinerConfig, strip_header, tokenize};
 
+pub mod cv;
+
 /// Errors reading a Loghub layout.
 #[derive(Debug, thiserror::Error)]
 pub enum LoghubError {
@@ -83,8 +85,18 @@ fn read(path: &Path) -> Result<String, LoghubError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The `EventTemplate` of every line, from the corrected ground truth when present.
-fn ground_truth(dir: &Path, system: &str) -> Result<Vec<String>, LoghubError> {
+/// What the miner is given of each line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Input {
+    /// The raw line; the header is found by shape (`strip_header`), as for a log file.
+    #[default]
+    Raw,
+    /// The message alone (the ground truth's `Content` column), as an OTLP log body arrives.
+    Body,
+}
+
+/// The `column` of every line, from the corrected ground truth when present.
+fn ground_truth(dir: &Path, system: &str, column: &str) -> Result<Vec<String>, LoghubError> {
     let corrected = dir.join(format!("{system}_2k.log_structured_corrected.csv"));
     let path = if corrected.is_file() {
         corrected
@@ -99,8 +111,8 @@ fn ground_truth(dir: &Path, system: &str) -> Result<Vec<String>, LoghubError> {
     let headers = reader.headers().map_err(|e| err(e.to_string()))?.clone();
     let col = headers
         .iter()
-        .position(|h| h == "EventTemplate")
-        .ok_or_else(|| err("no EventTemplate column".into()))?;
+        .position(|h| h == column)
+        .ok_or_else(|| err(format!("no {column} column")))?;
     reader
         .records()
         .map(|r| {
@@ -131,16 +143,33 @@ pub fn grouping_accuracy(truth: &[String], predicted: &[String]) -> f64 {
     correct as f64 / truth.len().max(1) as f64
 }
 
-/// Mines one system and scores it.
+/// Mines one system from its raw lines and scores it.
 pub fn evaluate_system(
     dir: &Path,
     system: &str,
     config: &MinerConfig,
 ) -> Result<SystemScore, LoghubError> {
+    evaluate_input(dir, system, config, Input::Raw)
+}
+
+/// Mines one system from `input` and scores it.
+pub fn evaluate_input(
+    dir: &Path,
+    system: &str,
+    config: &MinerConfig,
+    input: Input,
+) -> Result<SystemScore, LoghubError> {
     let folder = dir.join(system);
     let text = read(&folder.join(format!("{system}_2k.log")))?;
-    let lines: Vec<&str> = text.lines().collect();
-    let truth = ground_truth(&folder, system)?;
+    let bodies = match input {
+        Input::Raw => None,
+        Input::Body => Some(ground_truth(&folder, system, "Content")?),
+    };
+    let lines: Vec<&str> = match &bodies {
+        None => text.lines().collect(),
+        Some(b) => b.iter().map(String::as_str).collect(),
+    };
+    let truth = ground_truth(&folder, system, "EventTemplate")?;
     if truth.len() != lines.len() {
         return Err(LoghubError::GroundTruth {
             path: folder,
@@ -156,7 +185,11 @@ pub fn evaluate_system(
     let mined: Vec<_> = lines
         .iter()
         .map(|line| {
-            let tokens = tokenize(strip_header(line));
+            let message = match input {
+                Input::Raw => strip_header(line),
+                Input::Body => line,
+            };
+            let tokens = tokenize(message);
             (miner.add(&tokens), tokens)
         })
         .collect();

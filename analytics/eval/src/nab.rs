@@ -14,6 +14,8 @@ use chrono::NaiveDateTime;
 
 use scry_detect::models::{Detector, NovelExtremes, NovelExtremesConfig};
 
+pub mod cv;
+
 /// A NAB application profile: weights of true positives, false negatives and false positives.
 #[derive(Debug, Clone, Copy)]
 pub struct Profile {
@@ -253,6 +255,11 @@ impl Corpus {
         }
     }
 
+    /// A corpus of the series at `idx`.
+    pub fn subset(&self, idx: &[usize]) -> Corpus {
+        Corpus::new(idx.iter().map(|&i| self.series[i].clone()).collect())
+    }
+
     /// Number of series.
     pub fn len(&self) -> usize {
         self.series.len()
@@ -345,16 +352,26 @@ impl Corpus {
 
     /// Runs the shipped detector over every series, with the alert level at `alert`.
     pub fn detect(&self, alert: f64) -> Vec<Vec<f64>> {
+        self.detect_with(&NovelExtremesConfig {
+            alert,
+            ..Default::default()
+        })
+    }
+
+    /// Runs the detector with `config` over every series.
+    pub fn detect_with(&self, config: &NovelExtremesConfig) -> Vec<Vec<f64>> {
         self.series
             .iter()
             .map(|s| {
-                let mut d = NovelExtremes::new(NovelExtremesConfig {
-                    alert,
-                    ..Default::default()
-                });
+                let mut d = NovelExtremes::new(config.clone());
                 s.values.iter().map(|v| d.observe(*v).score).collect()
             })
             .collect()
+    }
+
+    /// The series' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.series.iter().map(|s| s.name.as_str())
     }
 }
 

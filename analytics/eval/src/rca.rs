@@ -10,12 +10,14 @@
 //! anomalies during the fault, ranked as of the fault's end), detection delay, time to a stable
 //! top-1, and incidents opened outside any fault per hour of fault-free traffic.
 
+pub mod cv;
 pub mod nezha;
 pub mod replay;
 
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use scry_incident::IncidentConfig;
 use scry_workload::{Batch, Fault, FaultKind, System};
 
 pub use target::{Change, Driver, Entry, Pipeline, Target, incident_changes};
@@ -51,15 +53,30 @@ pub struct RcaArgs {
     /// The API of the daemon given by `--otlp`, e.g. `http://127.0.0.1:8080`.
     #[arg(long, value_name = "URL", requires = "otlp")]
     pub api: Option<String>,
+    /// With `--dataset`: cross-validate the ranking's settings. Replays once per setting of a
+    /// small grid, then chooses a setting on all cases but one fault type (and on one half of
+    /// the cases by time) and scores the cases left out with it.
+    #[arg(long, requires = "dataset", conflicts_with_all = ["events", "otlp"])]
+    pub cv: bool,
 }
 
 impl RcaArgs {
     /// Where telemetry goes — the daemon given by `--otlp`/`--api`, or a fresh in-process
     /// pipeline — with its clock at `start_ns` and its events going to `--events`.
     pub async fn driver(&self, start_ns: i64) -> anyhow::Result<Driver> {
+        self.driver_with(start_ns, IncidentConfig::default()).await
+    }
+
+    /// [`driver`](Self::driver) with a local pipeline's incidents tracked and ranked by
+    /// `incidents` (a running daemon keeps its own settings).
+    pub async fn driver_with(
+        &self,
+        start_ns: i64,
+        incidents: IncidentConfig,
+    ) -> anyhow::Result<Driver> {
         let target = match (&self.otlp, &self.api) {
             (Some(otlp), Some(api)) => Target::remote(otlp, api).await?,
-            _ => Target::Local(Box::new(Pipeline::new(start_ns)?)),
+            _ => Target::Local(Box::new(Pipeline::new(start_ns, incidents)?)),
         };
         let events = self
             .events
@@ -98,6 +115,8 @@ struct Outcome {
 struct Timeline {
     /// (sim time, change, top services in order)
     events: Vec<(i64, Change, Vec<String>)>,
+    /// Per incident opened: when, and its top candidate with its evidence.
+    opened: Vec<(i64, String)>,
 }
 
 fn quantile(values: &mut [f64], q: f64) -> f64 {
@@ -175,7 +194,10 @@ pub async fn run(args: RcaArgs) -> anyhow::Result<()> {
         let at = start + WARM_UP + i as i64 * (GAP + FAULT) + GAP + phase;
         faults.push(system.pick_fault(FaultKind::ALL[i % kinds], at, FAULT));
     }
-    let mut timeline = Timeline { events: Vec::new() };
+    let mut timeline = Timeline {
+        events: Vec::new(),
+        opened: Vec::new(),
+    };
     let mut batch = Batch::default();
     let mut t = start;
     while t < start + span {
@@ -188,6 +210,10 @@ pub async fn run(args: RcaArgs) -> anyhow::Result<()> {
             .step(t, batch.traces(), batch.logs(), batch.metrics())
             .await?;
         for (change, ranking) in incident_changes(&events) {
+            if let (Change::Opened(_), Some(top)) = (&change, ranking.first()) {
+                let why = format!("{}: {}", top.service, top.evidence.join(", "));
+                timeline.opened.push((t, why));
+            }
             let ranking = ranking.into_iter().map(|e| e.service).collect();
             timeline.events.push((t, change, ranking));
         }
@@ -205,31 +231,32 @@ pub async fn run(args: RcaArgs) -> anyhow::Result<()> {
 }
 
 /// Incidents that opened outside every fault (from 30 s before its start to 5 minutes after its
-/// end), per hour of the fault-free time outside those windows (warm-up excluded).
-fn false_per_hour(
+/// end), each with its time since the run's start and its top candidate, and their number per
+/// hour of the fault-free time outside those windows (warm-up excluded).
+fn false_incidents(
     timeline: &Timeline,
     faults: &[Fault],
     span_end: i64,
     first_fault: i64,
-) -> (usize, f64) {
+) -> (Vec<(i64, String)>, f64) {
     let inside = |at: i64| {
         faults
             .iter()
             .any(|f| at >= f.start_ns - 30 * SECOND && at <= f.end_ns + 300 * SECOND)
     };
-    let false_opens = timeline
-        .events
+    let false_opens: Vec<(i64, String)> = timeline
+        .opened
         .iter()
-        .filter(|(at, c, _)| {
-            matches!(c, Change::Opened(_)) && *at >= first_fault - GAP && !inside(*at)
-        })
-        .count();
+        .filter(|(at, _)| *at >= first_fault - GAP && !inside(*at))
+        .map(|(at, why)| (at - (first_fault - GAP - WARM_UP), why.clone()))
+        .collect();
     let covered: i64 = faults
         .iter()
         .map(|f| f.end_ns + 300 * SECOND - (f.start_ns - 30 * SECOND))
         .sum();
     let free_hours = ((span_end - (first_fault - GAP)) - covered).max(1) as f64 / 3.6e12;
-    (false_opens, false_opens as f64 / free_hours)
+    let rate = false_opens.len() as f64 / free_hours;
+    (false_opens, rate)
 }
 
 fn report(
@@ -252,7 +279,7 @@ fn report(
     let detected = delays.len();
     let first_fault = faults.first().map_or(0, |f| f.start_ns);
     let span_end = faults.first().map_or(0, |f| f.start_ns - GAP - WARM_UP) + span;
-    let (false_opens, false_rate) = false_per_hour(timeline, faults, span_end, first_fault);
+    let (false_opens, false_rate) = false_incidents(timeline, faults, span_end, first_fault);
     println!(
         "{:<22} {:<11} {:>6} {:>8} {:>9}",
         "fault", "service", "rank", "delay s", "stable s"
@@ -285,7 +312,13 @@ fn report(
     println!(
         "detection delay: median {p50:.0} s, p95 {p95:.0} s (simulated); time to stable top-1: median {stable_p50:.0} s"
     );
-    println!("false incidents: {false_opens} ({false_rate:.2} per fault-free hour)");
+    println!(
+        "false incidents: {} ({false_rate:.2} per fault-free hour)",
+        false_opens.len()
+    );
+    for (at, why) in &false_opens {
+        println!("    at {:.0} s: {why}", *at as f64 / 1e9);
+    }
     println!(
         "simulated {:.1} h in {:.0} s",
         span as f64 / 3.6e12,

@@ -15,6 +15,6 @@ pub mod store;
 pub mod tracker;
 
 pub use graph::{Edge, Graph, edges_sql};
-pub use rank::{Candidate, rank};
+pub use rank::{Candidate, RankConfig, rank, rank_with};
 pub use store::{IncidentStore, StoreError};
 pub use tracker::{Change, Incident, IncidentConfig, Tracker};

@@ -10,7 +10,9 @@
 //! `exp(-age / 120 s)` from the incident's latest anomaly. Faults propagate to callers, also
 //! through services that show nothing themselves, so a service is discounted by the most
 //! anomalous service downstream of it (called directly or through others):
-//! `S'(a) = S(a) - max over downstream b of S(b)`, floored at 0. Ties go to the earlier onset,
+//! `S'(a) = S(a) - max over downstream b of S(b)`, floored at 0. The call gap of `a` (time its
+//! callers waited outside its spans) is exempt: nothing downstream of `a` is in it, so it is
+//! added back undiscounted. Ties go to the earlier onset,
 //! then the larger raw evidence. See docs/rca.md.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,13 +21,27 @@ use super::Graph;
 use scry_detect::Anomaly;
 use scry_detect::signals::{Measure, Signal};
 
-/// Series counted per service.
-const TOP_SERIES: usize = 5;
-/// Evidence counts with weight `exp(-age / RECENCY_NS)`, its age taken from the incident's
-/// latest anomaly: a ranking says what is wrong now. A fault that persists keeps being flagged
-/// and keeps its weight; a blip from minutes ago, or the previous fault of a long incident,
-/// fades.
-const RECENCY_NS: f64 = 120e9;
+/// The ranking's two hand-set constants, a setting so that `scry eval rca --cv` can choose them
+/// on some cases and score the others with them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankConfig {
+    /// Series families counted per service.
+    pub top_series: usize,
+    /// Evidence counts with weight `exp(-age / recency_ns)`, its age taken from the incident's
+    /// latest anomaly: a ranking says what is wrong now. A fault that persists keeps being
+    /// flagged and keeps its weight; a blip from minutes ago, or the previous fault of a long
+    /// incident, fades.
+    pub recency_ns: f64,
+}
+
+impl Default for RankConfig {
+    fn default() -> Self {
+        Self {
+            top_series: 5,
+            recency_ns: 120e9,
+        }
+    }
+}
 
 /// One ranked root-cause candidate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -107,6 +123,7 @@ fn family(a: &Anomaly) -> String {
             without_quantile(m)
         }
         m if m.is_latency() => "latency",
+        m if m.is_call_gap() => CALL_GAP_FAMILY,
         m => m.as_str(),
     };
     // Operations of one service nest (a handler around its queries), so a slow or failing
@@ -131,6 +148,23 @@ fn without_quantile(m: &str) -> &str {
         .unwrap_or(m)
 }
 
+/// A service's own evidence: the sum of its `top` strongest families, and the part of it that
+/// its callees cannot explain (the call gap is time outside the callee's spans, so nothing
+/// downstream of the callee is in it).
+fn own_evidence(series: &BTreeMap<String, (f64, String)>, top: usize) -> (f64, f64) {
+    let mut scores: Vec<(f64, bool)> = series
+        .iter()
+        .map(|(family, (s, _))| (*s, family == CALL_GAP_FAMILY))
+        .collect();
+    scores.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let top = &scores[..scores.len().min(top)];
+    let local = top.iter().filter(|(_, gap)| *gap).map(|(s, _)| s).sum();
+    (top.iter().map(|(s, _)| s).sum(), local)
+}
+
+/// The family of the call gap series.
+const CALL_GAP_FAMILY: &str = "call_gap";
+
 #[derive(Default)]
 struct Evidence {
     /// Per family: its strongest weighted score and that series' name.
@@ -140,15 +174,20 @@ struct Evidence {
     templates: BTreeSet<String>,
 }
 
-/// Ranks the services of `anomalies` as root causes, best first.
+/// Ranks the services of `anomalies` as root causes, best first, with the default settings.
 pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
+    rank_with(anomalies, graph, &RankConfig::default())
+}
+
+/// Ranks the services of `anomalies` as root causes, best first.
+pub fn rank_with(anomalies: &[Anomaly], graph: &Graph, config: &RankConfig) -> Vec<Candidate> {
     let mut by_service: BTreeMap<&str, Evidence> = BTreeMap::new();
     let latest = anomalies.iter().map(|a| a.time_ns).max().unwrap_or(0);
     for a in anomalies {
         let e = by_service.entry(&a.key.service).or_default();
         // The family's strongest series stands for it.
         let age = (latest - a.time_ns) as f64;
-        let strength = a.score * weight(a) * overlap(a) * (-age / RECENCY_NS).exp();
+        let strength = a.score * weight(a) * overlap(a) * (-age / config.recency_ns).exp();
         let s = e
             .series
             .entry(family(a))
@@ -161,29 +200,22 @@ pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
             .extend(a.evidence.trace_ids.iter().take(3).cloned());
         e.templates.extend(a.evidence.template_ids.iter().cloned());
     }
-    let raw: BTreeMap<&str, f64> = by_service
+    let raw: BTreeMap<&str, (f64, f64)> = by_service
         .iter()
-        .map(|(s, e)| {
-            let mut scores: Vec<f64> = e.series.values().map(|(s, _)| *s).collect();
-            scores.sort_by(|a, b| b.total_cmp(a));
-            (*s, scores.iter().take(TOP_SERIES).sum())
-        })
+        .map(|(s, e)| (*s, own_evidence(&e.series, config.top_series)))
         .collect();
     let services: BTreeSet<String> = by_service.keys().map(|s| s.to_string()).collect();
     let mut out: Vec<Candidate> = by_service
         .into_iter()
         .map(|(service, e)| {
-            let own = raw[service];
+            let (own, local) = raw[service];
             let worst_below = graph
                 .downstream(service)
                 .into_iter()
-                .filter_map(|c| raw.get(c.as_str()).copied())
+                .filter_map(|c| raw.get(c.as_str()).map(|r| r.0))
                 .fold(0.0_f64, f64::max);
-            let score = if worst_below > 0.0 {
-                (own - worst_below).max(0.0).min(own)
-            } else {
-                own
-            };
+            let spread = own - local;
+            let score = (spread - worst_below).max(0.0).min(spread) + local;
             let mut series: Vec<(String, f64)> =
                 e.series.into_values().map(|(s, n)| (n, s)).collect();
             series.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -194,7 +226,7 @@ pub fn rank(anomalies: &[Anomaly], graph: &Graph) -> Vec<Candidate> {
                 onset_ns: e.onset.unwrap_or(0),
                 evidence: series
                     .iter()
-                    .take(TOP_SERIES)
+                    .take(config.top_series)
                     .map(|(n, s)| format!("{n} ({s:.2})"))
                     .collect(),
                 trace_ids: e.traces.into_iter().take(5).collect(),

@@ -3,7 +3,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::rank::weight;
-use super::{Candidate, Graph, rank};
+use super::rank::{RankConfig, rank_with};
+use super::{Candidate, Graph};
 use scry_detect::Anomaly;
 use scry_detect::signals::SeriesKey;
 
@@ -28,6 +29,8 @@ pub struct IncidentConfig {
     /// Anomalies kept per incident. Of each series it keeps three: the first (the onset), the
     /// strongest and the latest (what is wrong now); see `Incident::absorb`.
     pub max_evidence: usize,
+    /// How incidents are ranked.
+    pub rank: RankConfig,
 }
 
 impl Default for IncidentConfig {
@@ -39,6 +42,7 @@ impl Default for IncidentConfig {
             open_series: 2,
             extend_score: 0.6,
             max_evidence: 3000,
+            rank: RankConfig::default(),
         }
     }
 }
@@ -269,7 +273,7 @@ impl Tracker {
         for inc in &mut self.open {
             let opened = changes.contains(&Change::Opened(inc.id));
             if opened || touched.contains(&inc.id) {
-                inc.ranking = rank(&inc.anomalies, graph);
+                inc.ranking = rank_with(&inc.anomalies, graph, &self.config.rank);
             }
             if touched.contains(&inc.id) {
                 changes.push(Change::Updated(inc.id));

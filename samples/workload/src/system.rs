@@ -55,11 +55,14 @@ pub enum FaultKind {
     SlowQuery,
     /// Callers time out and retry: three times the calls, each slower.
     RetryStorm,
+    /// The pod's network adds about 200 ms to every response it sends (tc/netem on its
+    /// interface): its callers' client spans grow, its own server spans and logs look normal.
+    NetworkDelay,
 }
 
 impl FaultKind {
     /// Every kind, in catalogue order.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Latency,
         FaultKind::ErrorBurst,
         FaultKind::Outage,
@@ -68,6 +71,7 @@ impl FaultKind {
         FaultKind::BadDeploy,
         FaultKind::SlowQuery,
         FaultKind::RetryStorm,
+        FaultKind::NetworkDelay,
     ];
 
     /// A short name.
@@ -81,6 +85,7 @@ impl FaultKind {
             FaultKind::BadDeploy => "bad deploy",
             FaultKind::SlowQuery => "slow database query",
             FaultKind::RetryStorm => "retry storm",
+            FaultKind::NetworkDelay => "network delay",
         }
     }
 }
@@ -370,7 +375,12 @@ impl System {
                 for attempt in 0..retries {
                     let client_id = self.rng.id();
                     let got = self.call(child, trace_id, Some(client_id), t + 100_000, faults, out);
-                    let end = got.end_ns + 200_000;
+                    let mut end = got.end_ns + 200_000;
+                    if Self::fault_on(faults, child.service, got.end_ns)
+                        .is_some_and(|f| f.kind == FaultKind::NetworkDelay)
+                    {
+                        end += ((160.0 + 80.0 * self.rng.uniform()) * MS) as i64;
+                    }
                     out.spans.entry(op.service).or_default().push(span(
                         trace_id,
                         client_id,

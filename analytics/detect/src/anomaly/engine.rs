@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use scry_collector::{Observer, SharedClock, Table};
 use serde::{Deserialize, Serialize};
 
-use super::model::{ModelConfig, SeriesModel};
+use super::model::{ModelConfig, Peers, SeriesModel};
 use super::rows::Anomaly;
 use crate::models::{Pca, StatementConfig, StatementFinding, StatementModel, calibrate};
 use crate::signals::{
@@ -89,6 +89,7 @@ fn red_feature(measure: &Measure, value: f64) -> f64 {
 #[derive(Default, Serialize, Deserialize)]
 struct Models {
     series: HashMap<SeriesKey, SeriesModel>,
+    peers: Peers,
     services: HashMap<String, (i64, Pca)>,
     statements: StatementModel,
 }
@@ -102,6 +103,8 @@ struct Saved {
     services: Vec<(String, (i64, Pca))>,
     #[serde(default)]
     statements: StatementModel,
+    #[serde(default)]
+    peers: Peers,
 }
 
 const SAVED_VERSION: u32 = 1;
@@ -162,6 +165,7 @@ impl Engine {
                     series: s.series.into_iter().collect(),
                     services: s.services.into_iter().collect(),
                     statements: s.statements,
+                    peers: s.peers,
                 };
                 tracing::info!(series = models.series.len(), "restored detector state");
                 Self::with_state(config, s.aggregator, models)
@@ -197,6 +201,7 @@ impl Engine {
                     .map(|(k, m)| (k.clone(), m.clone()))
                     .collect(),
                 statements: models.statements.clone(),
+                peers: models.peers.clone(),
             }
         };
         let bytes = serde_json::to_vec(&saved).map_err(io::Error::other)?;
@@ -311,7 +316,8 @@ impl Engine {
     /// Scores points with their series' models (creating models for new series), then each
     /// service's RED vector with its PCA model; forgets series idle beyond the horizon.
     fn score(&self, points: &[Point]) -> Vec<Anomaly> {
-        let mut models = self.models.lock();
+        let mut guard = self.models.lock();
+        let models = &mut *guard;
         let mut out = Vec::new();
         let mut vectors: BTreeMap<(String, i64), [Option<f64>; 5]> = BTreeMap::new();
         for p in points {
@@ -319,7 +325,12 @@ impl Engine {
                 .series
                 .entry(p.key.clone())
                 .or_insert_with(|| SeriesModel::new(p.kind, p.direction, &self.config.model));
-            let finding = model.observe(p);
+            let warm = model.is_warm();
+            let mut finding = model.observe(p);
+            if Peers::applies(&p.key.measure) {
+                let peers = models.peers.observe(p, warm, &self.config.model);
+                finding = finding.or(peers);
+            }
             if p.key.signal == Signal::Traces
                 && p.key.scope.is_empty()
                 && let Some(i) = RED_FEATURES.iter().position(|m| *m == p.key.measure)

@@ -1,10 +1,12 @@
 //! Per-series models: three baselines scored on one scale, with a noise floor that depends on
 //! what kind of value the series holds.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::models::{Assessment, Baseline, Ewma, LevelShift, Seasonal, calibrate};
-use crate::signals::{Direction, Kind, Point};
+use crate::signals::{DetectorName, Direction, Kind, Measure, Point};
 
 /// Settings shared by every series model.
 #[derive(Debug, Clone)]
@@ -103,6 +105,11 @@ fn noise_floor(kind: Kind, expected: f64, weight: f64) -> f64 {
 }
 
 impl SeriesModel {
+    /// Whether it has history enough to judge its own values.
+    pub fn is_warm(&self) -> bool {
+        self.ewma.is_warm()
+    }
+
     /// A fresh model for a series of `kind` where `direction` matters.
     pub fn new(kind: Kind, direction: Direction, config: &ModelConfig) -> Self {
         let seasonal = matches!(kind, Kind::Count | Kind::Gauge).then(|| {
@@ -164,6 +171,52 @@ impl SeriesModel {
             lower: inverse(self.kind, a.expected - 3.0 * spread),
             upper: inverse(self.kind, a.expected + 3.0 * spread),
         })
+    }
+}
+
+/// One baseline per measure over the series of every service, for measures that mean the same
+/// physical thing whatever the service (the call gap: time on the network and in queues, in ms).
+/// A series too young to judge against its own history is judged against its peers', so a pod
+/// whose calls suddenly wait two seconds is found even when it is called too rarely to have a
+/// history. Judged upwards only, like latencies: a young series below its peers is normal.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Peers {
+    by_measure: HashMap<Measure, Ewma>,
+}
+
+impl Peers {
+    /// Whether `measure`'s series are comparable across services.
+    pub fn applies(measure: &Measure) -> bool {
+        measure.is_call_gap()
+    }
+
+    /// Judges `p` against its peers when `own_warm` is false, then learns from it.
+    pub fn observe(&mut self, p: &Point, own_warm: bool, config: &ModelConfig) -> Option<Finding> {
+        if !p.value.is_finite() {
+            return None;
+        }
+        let x = forward(p.kind, p.value);
+        let peers = self
+            .by_measure
+            .entry(p.key.measure.clone())
+            .or_insert_with(|| Ewma::new(config.alpha, config.warm_up));
+        let finding = (!own_warm)
+            .then(|| peers.assess(p.bucket_ns, x))
+            .flatten()
+            .and_then(|a| {
+                let spread = a.scale.max(noise_floor(p.kind, a.expected, p.weight));
+                let score = calibrate(a.z(spread).max(0.0));
+                (score > 0.0).then(|| Finding {
+                    score,
+                    detector: DetectorName::Peers,
+                    observed: inverse(p.kind, a.observed),
+                    expected: inverse(p.kind, a.expected),
+                    lower: inverse(p.kind, a.expected - 3.0 * spread),
+                    upper: inverse(p.kind, a.expected + 3.0 * spread),
+                })
+            });
+        peers.update(p.bucket_ns, x);
+        finding
     }
 }
 

@@ -32,6 +32,13 @@ impl Ewma {
     }
 }
 
+impl Ewma {
+    /// Whether it has seen enough points to judge.
+    pub fn is_warm(&self) -> bool {
+        self.n >= self.warm_up
+    }
+}
+
 impl Baseline for Ewma {
     fn name(&self) -> crate::signals::DetectorName {
         crate::signals::DetectorName::Ewma

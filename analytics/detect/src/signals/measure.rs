@@ -27,6 +27,10 @@ pub enum Measure {
     LatencyP99,
     /// A first error status of an operation (a novelty).
     NewErrorCode,
+    /// Median time calls into the service spent outside its own spans, ms.
+    CallGapP50,
+    /// 95th percentile of the same, ms.
+    CallGapP95,
     /// A service's RED vector judged at once (the multivariate model).
     Red,
     /// Log records per bucket of one severity group.
@@ -51,6 +55,10 @@ impl Measure {
         (Measure::LatencyP99, 0.99),
     ];
 
+    /// The quantiles of the call gap (time a call spent outside its callee's span).
+    pub const CALL_GAP: [(Measure, f64); 2] =
+        [(Measure::CallGapP50, 0.50), (Measure::CallGapP95, 0.95)];
+
     /// The name stored in the `anomalies` table and in saved state.
     pub fn as_str(&self) -> &str {
         match self {
@@ -60,6 +68,8 @@ impl Measure {
             Measure::LatencyP95 => "latency_p95",
             Measure::LatencyP99 => "latency_p99",
             Measure::NewErrorCode => "new_error_code",
+            Measure::CallGapP50 => "call_gap_p50",
+            Measure::CallGapP95 => "call_gap_p95",
             Measure::Red => "red",
             Measure::Logs => "logs",
             Measure::ErrorLogs => "error_logs",
@@ -72,13 +82,15 @@ impl Measure {
 
     /// The measure named `name`: one of scry's own, else a metric's.
     pub fn parse(name: &str) -> Measure {
-        const OWN: [Measure; 12] = [
+        const OWN: [Measure; 14] = [
             Measure::Requests,
             Measure::ErrorRate,
             Measure::LatencyP50,
             Measure::LatencyP95,
             Measure::LatencyP99,
             Measure::NewErrorCode,
+            Measure::CallGapP50,
+            Measure::CallGapP95,
             Measure::Red,
             Measure::Logs,
             Measure::ErrorLogs,
@@ -89,6 +101,11 @@ impl Measure {
         OWN.into_iter()
             .find(|m| m.as_str() == name)
             .unwrap_or_else(|| Measure::Metric(name.to_string()))
+    }
+
+    /// Whether it is a quantile of the call gap.
+    pub fn is_call_gap(&self) -> bool {
+        matches!(self, Measure::CallGapP50 | Measure::CallGapP95)
     }
 
     /// Whether it is a span latency quantile.
@@ -161,6 +178,8 @@ pub enum DetectorName {
     Novelty,
     /// Log statements per span against their binomial/negative-binomial expectation.
     Statements,
+    /// A young series against the same measure of every other service.
+    Peers,
 }
 
 impl DetectorName {
@@ -173,6 +192,7 @@ impl DetectorName {
             DetectorName::Pca => "pca",
             DetectorName::Novelty => "novelty",
             DetectorName::Statements => "statements",
+            DetectorName::Peers => "peers",
         }
     }
 }

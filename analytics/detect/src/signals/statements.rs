@@ -23,13 +23,10 @@ use scry_collector::schema::{SERVICE_COLUMN, TEMPLATE_ID_COLUMN};
 use serde::{Deserialize, Serialize};
 
 use super::map_value;
+use super::recent::{RecentSpans, span_key};
 
 /// Operations and statements tracked at most; further ones are not counted.
 const MAX_NAMES: usize = 200_000;
-/// Span ids remembered per generation; the index keeps two generations.
-const MAX_SPANS: usize = 500_000;
-/// A generation of the span index lasts this long (event time).
-const GENERATION_NS: i64 = 30_000_000_000;
 /// What severity-group statements are named with.
 pub const LEVEL_PREFIX: &str = "level:";
 /// Severity numbers below this are informational (OTel: WARN starts at 13).
@@ -131,35 +128,6 @@ impl OperationIds {
     }
 }
 
-/// Values per recent span id, in two generations: an entry lives for one to two generations
-/// (event time) after it was written, and a generation holds at most `MAX_SPANS` entries.
-#[derive(Default)]
-struct RecentSpans<V> {
-    current: HashMap<u64, V>,
-    previous: HashMap<u64, V>,
-    generation_start: i64,
-}
-
-impl<V: Copy> RecentSpans<V> {
-    fn get(&self, span: u64) -> Option<V> {
-        self.current
-            .get(&span)
-            .or_else(|| self.previous.get(&span))
-            .copied()
-    }
-
-    /// Sets the value of `span` and returns the one it had.
-    fn insert(&mut self, span: u64, value: V, time: i64) -> Option<V> {
-        if time - self.generation_start > GENERATION_NS || self.current.len() >= MAX_SPANS {
-            self.previous = std::mem::take(&mut self.current);
-            self.generation_start = time;
-        }
-        self.current
-            .insert(span, value)
-            .or_else(|| self.previous.get(&span).copied())
-    }
-}
-
 /// Recent span ids with their operations and last statements, plus the name tables; shared by
 /// all buckets.
 #[derive(Default)]
@@ -173,15 +141,6 @@ pub(crate) struct StatementIndex {
     last_statement: RecentSpans<u32>,
     /// Lines whose span was never seen, since start.
     pub unattributed: u64,
-}
-
-/// A span id (16 hex digits) as a number; other forms are hashed.
-fn span_key(id: &str) -> u64 {
-    u64::from_str_radix(id, 16).unwrap_or_else(|_| {
-        use std::hash::{BuildHasher, RandomState};
-        thread_local!(static STATE: RandomState = RandomState::new());
-        STATE.with(|s| s.hash_one(id))
-    })
 }
 
 impl StatementIndex {
@@ -388,27 +347,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn span_ids_parse_as_hex_and_fall_back_to_a_hash() {
-        assert_eq!(span_key("00000000000000ff"), 255);
-        assert_eq!(span_key("zz"), span_key("zz"));
-    }
-
-    #[test]
     fn the_span_index_keeps_two_generations() {
         let mut index = StatementIndex::default();
         index.remember(1, 0, 0);
-        index.remember(2, 0, GENERATION_NS + 1);
+        index.remember(2, 0, crate::signals::recent::GENERATION_NS + 1);
         assert_eq!(index.operation_of(1), Some(0), "previous generation");
-        index.remember(3, 0, 2 * GENERATION_NS + 2);
+        index.remember(3, 0, 2 * crate::signals::recent::GENERATION_NS + 2);
         assert_eq!(index.operation_of(1), None, "two generations back");
         assert_eq!(index.operation_of(2), Some(0));
-    }
-
-    #[test]
-    fn a_value_written_in_the_previous_generation_is_returned_when_replaced() {
-        let mut recent = RecentSpans::default();
-        assert_eq!(recent.insert(7, 1_u32, 0), None);
-        assert_eq!(recent.insert(7, 2, GENERATION_NS + 1), Some(1));
-        assert_eq!(recent.get(7), Some(2));
     }
 }

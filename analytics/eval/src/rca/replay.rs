@@ -41,8 +41,33 @@ struct Scored<'a> {
     why: Vec<String>,
 }
 
-/// Replays `root` (up to `args.limit` of it) and prints the scores.
-pub async fn run(root: &Path, args: &RcaArgs) -> anyhow::Result<()> {
+/// A finished replay: the cases it can score and every incident change it made.
+pub(crate) struct Replay {
+    /// Labelled cases inside the replayed span.
+    pub cases: Vec<Case>,
+    events: Vec<Event>,
+    /// Services that sent telemetry.
+    pub services: usize,
+    hours: f64,
+    loaded: std::time::Duration,
+}
+
+impl Replay {
+    /// Each case's rank of its root cause (`None`: no incident, or not ranked).
+    pub fn ranks(&self) -> Vec<Option<usize>> {
+        self.cases
+            .iter()
+            .map(|c| score(c, &self.events).rank)
+            .collect()
+    }
+}
+
+/// Replays `root` (up to `args.limit` of it) with incidents tracked by `incidents`.
+pub(crate) async fn replay(
+    root: &Path,
+    args: &RcaArgs,
+    incidents: scry_incident::IncidentConfig,
+) -> anyhow::Result<Replay> {
     let started = Instant::now();
     let mut corpus = nezha::load(root)?;
     let mut cases = nezha::cases(root)?;
@@ -63,7 +88,7 @@ pub async fn run(root: &Path, args: &RcaArgs) -> anyhow::Result<()> {
     };
     let last = corpus.records.last().map_or(first, |r| r.0);
     let mut t = first.div_euclid(CYCLE) * CYCLE + CYCLE;
-    let mut driver = args.driver(t - CYCLE).await?;
+    let mut driver = args.driver_with(t - CYCLE, incidents).await?;
     let mut events: Vec<Event> = Vec::new();
     let mut requests = Requests::default();
     let mut records = corpus.records.into_iter().peekable();
@@ -79,15 +104,31 @@ pub async fn run(root: &Path, args: &RcaArgs) -> anyhow::Result<()> {
         t += CYCLE;
     }
     driver.finish().await?;
-    let scored: Vec<Scored> = cases.iter().map(|c| score(c, &events)).collect();
+    Ok(Replay {
+        cases,
+        events,
+        services: n_services,
+        hours: (last - first) as f64 / 3.6e12,
+        loaded,
+    })
+}
+
+/// Replays `root` (up to `args.limit` of it) and prints the scores.
+pub async fn run(root: &Path, args: &RcaArgs) -> anyhow::Result<()> {
+    if args.cv {
+        return super::cv::run(root, args).await;
+    }
+    let started = Instant::now();
+    let r = replay(root, args, scry_incident::IncidentConfig::default()).await?;
+    let scored: Vec<Scored> = r.cases.iter().map(|c| score(c, &r.events)).collect();
     println!(
         "replayed {:.1} h of data ({} services) in {:.0} s (loading {:.0} s)",
-        (last - first) as f64 / 3.6e12,
-        n_services,
+        r.hours,
+        r.services,
         started.elapsed().as_secs_f64(),
-        loaded.as_secs_f64()
+        r.loaded.as_secs_f64()
     );
-    report(&scored, &events, n_services, args.json);
+    report(&scored, &r.events, r.services, args.json);
     Ok(())
 }
 

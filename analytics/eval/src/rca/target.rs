@@ -40,8 +40,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A fresh pipeline whose clock reads `start_ns`.
-    pub fn new(start_ns: i64) -> anyhow::Result<Self> {
+    /// A fresh pipeline whose clock reads `start_ns`, tracking incidents with `incident_config`.
+    pub fn new(start_ns: i64, incident_config: IncidentConfig) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("scry-eval-").tempdir()?;
         let telemetry = Arc::new(Telemetry::new());
         let mut config = StoreConfig::new(dir.path());
@@ -64,7 +64,7 @@ impl Pipeline {
             store: store.clone(),
             query,
             incidents,
-            incident_config: IncidentConfig::default(),
+            incident_config,
             clock: Arc::clone(&clock) as _,
             state_path: None,
         })?;
