@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 
 def test_short_simulated_rca_run_ranks_injected_faults(scry_bin):
     """One fault of each kind with seed 1, through the daemon's detection loop on a simulated
@@ -56,6 +58,7 @@ def test_trainticket_replay_scores_every_labelled_case(scry_bin):
     assert out.stdout.count("2023-01-30_") == 5
 
 
+@pytest.mark.timeout(3600)
 def test_trainticket_ranking_settings_cross_validated(scry_bin):
     """`--cv` replays the dev split once per setting of the ranking's grid, chooses a setting on all
     fault types but one (and on one half of the cases by time) and scores the cases left out with

@@ -200,18 +200,19 @@ fn run_loghub(args: LoghubArgs) -> anyhow::Result<()> {
         return run_loghub_cv(&args, &systems);
     }
     println!(
-        "{:<12} {:>6} {:>7} {:>7} {:>10} {:>12}",
-        "system", "lines", "GA", "PA", "templates", "lines/s"
+        "{:<12} {:>6} {:>7} {:>9} {:>7} {:>10} {:>12}",
+        "system", "lines", "GA", "GA stored", "PA", "templates", "lines/s"
     );
     let mut scores = Vec::new();
     for system in &systems {
         let s = loghub::evaluate_input(&args.data, system, &config, args.input)
             .with_context(|| format!("evaluating {system}"))?;
         println!(
-            "{:<12} {:>6} {:>7.4} {:>7.4} {:>4} / {:<4} {:>12.0}",
+            "{:<12} {:>6} {:>7.4} {:>9.4} {:>7.4} {:>4} / {:<4} {:>12.0}",
             s.system,
             s.lines,
             s.ga,
+            s.ga_stored,
             s.pa,
             s.templates,
             s.truth_templates,
@@ -222,18 +223,20 @@ fn run_loghub(args: LoghubArgs) -> anyhow::Result<()> {
     let n = scores.len() as f64;
     let avg_ga = scores.iter().map(|s| s.ga).sum::<f64>() / n;
     let avg_pa = scores.iter().map(|s| s.pa).sum::<f64>() / n;
+    let avg_stored = scores.iter().map(|s| s.ga_stored).sum::<f64>() / n;
     let min_ga = scores.iter().map(|s| s.ga).fold(f64::INFINITY, f64::min);
     let lines: usize = scores.iter().map(|s| s.lines).sum();
     let secs: f64 = scores.iter().map(|s| s.mining_time.as_secs_f64()).sum();
     println!(
-        "average      GA {avg_ga:.4} (min {min_ga:.4})  PA {avg_pa:.4}  {:.0} lines/s overall",
+        "average      GA {avg_ga:.4} (min {min_ga:.4})  GA stored {avg_stored:.4}  PA {avg_pa:.4}  {:.0} lines/s overall",
         lines as f64 / secs.max(1e-9)
     );
     if args.json {
         let systems = per_system(scores.iter().map(|s| (&s.system, s.ga, s.pa)));
         println!(
             "{}",
-            serde_json::json!({"systems": systems, "avg_ga": avg_ga, "avg_pa": avg_pa})
+            serde_json::json!({"systems": systems, "avg_ga": avg_ga, "avg_pa": avg_pa,
+                "avg_ga_stored": avg_stored})
         );
     }
     Ok(())

@@ -129,8 +129,15 @@ impl BucketCalls {
                 g.widest = Some((gap, child.trace));
             }
         }
-        for (callee, gaps) in callees {
-            emit(&index.names[callee as usize], &gaps, start, points);
+        // In name order: the peer baseline learns from these points in the order they come,
+        // so a hash map's order would make two runs differ.
+        let mut callees: Vec<(&str, Gaps)> = callees
+            .into_iter()
+            .map(|(id, g)| (index.names[id as usize].as_str(), g))
+            .collect();
+        callees.sort_by(|a, b| a.0.cmp(b.0));
+        for (callee, gaps) in &callees {
+            emit(callee, gaps, start, points);
         }
     }
 }
