@@ -30,9 +30,7 @@ impl Ewma {
             var: 0.0,
         }
     }
-}
 
-impl Ewma {
     /// Whether it has seen enough points to judge.
     pub fn is_warm(&self) -> bool {
         self.n >= self.warm_up

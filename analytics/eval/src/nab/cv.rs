@@ -12,7 +12,7 @@
 use scry_detect::models::NovelExtremesConfig;
 
 use super::{Corpus, PROFILES, Profile};
-use crate::folds::{Fold as Items, best_by, by_group, fit_outside, grid};
+use crate::folds::{Fold, best_by, by_group, fit_outside, grid};
 
 /// Alert thresholds in the grid (the shipped ones are 0.10 and 0.14).
 const ALERTS: [f64; 6] = [0.05, 0.07, 0.10, 0.14, 0.20, 0.30];
@@ -83,7 +83,7 @@ impl Detections {
 
 /// One fold's outcome: the setting chosen without it, and its held-out score when the fold has
 /// windows to score on its own.
-pub struct Fold {
+pub struct FoldScore {
     /// The fold's name.
     pub name: String,
     /// The chosen setting, described.
@@ -101,9 +101,9 @@ pub struct Report {
     /// The best setting of the grid on every series.
     pub in_sample_best: f64,
     /// Halves: each fold, and the pooled score.
-    pub halves: (Vec<Fold>, f64),
+    pub halves: (Vec<FoldScore>, f64),
     /// Categories left out: each fold, and the pooled score.
-    pub categories: (Vec<Fold>, f64),
+    pub categories: (Vec<FoldScore>, f64),
 }
 
 fn describe(c: &NovelExtremesConfig) -> String {
@@ -114,8 +114,8 @@ fn cross_validate(
     d: &Detections,
     corpus: &Corpus,
     profile: &Profile,
-    folds: &[Items],
-) -> (Vec<Fold>, f64) {
+    folds: &[Fold],
+) -> (Vec<FoldScore>, f64) {
     let n = corpus.len();
     let (chosen, per_series) = fit_outside(folds, n, |train| d.fit(corpus, profile, train));
     let out = folds
@@ -124,7 +124,7 @@ fn cross_validate(
         .map(|(fold, s)| {
             let with: Vec<(usize, usize)> = fold.items.iter().map(|&i| (i, s)).collect();
             let has_windows = corpus.subset(&fold.items).windows > 0;
-            Fold {
+            FoldScore {
                 name: fold.name.clone(),
                 chosen: describe(&d.grid[s]),
                 held_out: has_windows.then(|| d.score(corpus, profile, &with)),
@@ -136,11 +136,11 @@ fn cross_validate(
 }
 
 /// The folds: alternate series by name in two halves, and each category.
-fn folds(corpus: &Corpus) -> [Vec<Items>; 2] {
+fn folds(corpus: &Corpus) -> [Vec<Fold>; 2] {
     let n = corpus.len();
     let halves = vec![
-        Items::new("half A", (0..n).step_by(2).collect()),
-        Items::new("half B", (1..n).step_by(2).collect()),
+        Fold::new("half A", (0..n).step_by(2).collect()),
+        Fold::new("half B", (1..n).step_by(2).collect()),
     ];
     let categories = by_group(
         corpus
