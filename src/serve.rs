@@ -71,11 +71,12 @@ pub async fn run_until(
     let telemetry = Arc::new(Telemetry::new());
     let store =
         Store::open(settings.store.clone(), Arc::clone(&telemetry)).context("opening the store")?;
-    let query = Arc::new(QueryService::new(
-        store.clone(),
-        settings.query.clone(),
-        &telemetry,
-    )?);
+    // One miner: ingest stores each log record's template, queries read it as it stands now.
+    let templates = Arc::new(TemplateEnricher::default());
+    let query = Arc::new(
+        QueryService::new(store.clone(), settings.query.clone(), &telemetry)?
+            .revised_by(Arc::clone(&templates) as _)?,
+    );
     let incident_store = Arc::new(
         IncidentStore::open(&settings.store.data_dir.join("incidents.db"))
             .context("opening the incident store")?,
@@ -95,7 +96,7 @@ pub async fn run_until(
         Engine::open(settings.detection.clone(), &state_path).with_clock(Arc::clone(&clock)),
     );
     let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry))
-        .with_enricher(Arc::new(TemplateEnricher::default()))
+        .with_enricher(templates)
         .with_observer(Arc::clone(&engine) as _);
     let detection = DetectionLoop::open(LoopParts {
         engine,

@@ -31,6 +31,22 @@ pub struct ExportOutcome {
 pub trait Enricher: Send + Sync {
     /// Returns the batch with derived columns filled; must keep the table's schema.
     fn enrich(&self, table: Table, batch: RecordBatch) -> RecordBatch;
+
+    /// Brings the derived columns of a stored batch of `table` up to date as a query reads it
+    /// (e.g. a log template that has generalised since the row was stored). `batch` holds the
+    /// columns the query asked for, by name, in any order; columns it lacks are left alone, and the
+    /// schema must not change. By default rows read as stored.
+    fn revise(&self, table: Table, batch: RecordBatch) -> RecordBatch {
+        let _ = table;
+        batch
+    }
+
+    /// The columns of `table` that [`Enricher::revise`] may change: their stored values must not
+    /// be used to skip files or row groups.
+    fn revised_columns(&self, table: Table) -> &'static [&'static str] {
+        let _ = table;
+        &[]
+    }
 }
 
 /// Sees every batch once it is stored durably (e.g. to aggregate series for the detectors).

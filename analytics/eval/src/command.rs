@@ -233,10 +233,14 @@ fn run_loghub(args: LoghubArgs) -> anyhow::Result<()> {
     );
     if args.json {
         let systems = per_system(scores.iter().map(|s| (&s.system, s.ga, s.pa)));
+        let stored: serde_json::Map<_, _> = scores
+            .iter()
+            .map(|s| (s.system.clone(), s.ga_stored.into()))
+            .collect();
         println!(
             "{}",
             serde_json::json!({"systems": systems, "avg_ga": avg_ga, "avg_pa": avg_pa,
-                "avg_ga_stored": avg_stored})
+                "avg_ga_stored": avg_stored, "ga_stored": stored})
         );
     }
     Ok(())

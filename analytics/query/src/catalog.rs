@@ -23,15 +23,17 @@ use datafusion::physical_plan::union::UnionExec;
 use object_store::ObjectMeta;
 use scry_collector::persist::ParquetFile;
 use scry_collector::schema::TIME_COLUMN;
-use scry_collector::{Store, Table};
+use scry_collector::{Enricher, Store, Table};
 
-use crate::cancel::{CancelFlag, CancellableExec};
+use crate::cancel::{CancelFlag, cancellable};
+use crate::map_exec::{BatchFn, MapExec};
 
 /// One stored table as DataFusion sees it.
 #[derive(Clone)]
 pub struct ScryTable {
     table: Table,
     store: Store,
+    reviser: Option<Arc<dyn Enricher>>,
 }
 
 impl std::fmt::Debug for ScryTable {
@@ -45,7 +47,54 @@ impl std::fmt::Debug for ScryTable {
 impl ScryTable {
     /// `table` of `store`.
     pub fn new(table: Table, store: Store) -> Self {
-        Self { table, store }
+        Self {
+            table,
+            store,
+            reviser: None,
+        }
+    }
+
+    /// Rows are read through `enricher`'s [`Enricher::revise`], so derived columns show their
+    /// current values rather than those they were stored with.
+    pub fn revised_by(mut self, enricher: Arc<dyn Enricher>) -> Self {
+        self.reviser = Some(enricher);
+        self
+    }
+
+    fn revised_columns(&self) -> &'static [&'static str] {
+        self.reviser
+            .as_ref()
+            .map_or(&[], |r| r.revised_columns(self.table))
+    }
+
+    /// Wraps `plan` so its batches are revised, when it reads a column the reviser may change.
+    fn revise(&self, plan: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+        let Some(reviser) = &self.reviser else {
+            return plan;
+        };
+        let schema = plan.schema();
+        let revised = self.revised_columns();
+        if !revised.iter().any(|c| schema.index_of(c).is_ok()) {
+            return plan;
+        }
+        let (table, reviser) = (self.table, Arc::clone(reviser));
+        let f: BatchFn = Arc::new(move |batch| batch.map(|b| reviser.revise(table, b)));
+        Arc::new(MapExec::new("ReviseExec", plan, f))
+    }
+
+    /// The filters whose columns are stored as read, so file and row-group statistics may prune
+    /// with them (a revised column's stored values differ from what the filter sees).
+    fn prunable(&self, filters: &[Expr]) -> Vec<Expr> {
+        let revised = self.revised_columns();
+        filters
+            .iter()
+            .filter(|f| {
+                f.column_refs()
+                    .iter()
+                    .all(|c| !revised.contains(&c.name.as_str()))
+            })
+            .cloned()
+            .collect()
     }
 }
 
@@ -194,7 +243,7 @@ impl TableProvider for ScryTable {
             .collect();
         if !files.is_empty() {
             let mut source = ParquetSource::new(Arc::clone(&schema));
-            if let Some(predicate) = conjunction(filters.to_vec()) {
+            if let Some(predicate) = conjunction(self.prunable(filters)) {
                 let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
                 source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
             }
@@ -213,9 +262,9 @@ impl TableProvider for ScryTable {
                     .build();
             plans.push(DataSourceExec::from_data_source(config));
         }
-        let plan = UnionExec::try_new(plans)?;
+        let plan = self.revise(UnionExec::try_new(plans)?);
         Ok(match state.config().get_extension::<CancelFlag>() {
-            Some(flag) => Arc::new(CancellableExec::new(plan, flag)),
+            Some(flag) => cancellable(plan, flag),
             None => plan,
         })
     }

@@ -5,6 +5,7 @@
 pub mod cancel;
 pub mod catalog;
 pub mod error;
+pub mod map_exec;
 pub mod query;
 
 pub use catalog::ScryTable;

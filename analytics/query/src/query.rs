@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use scry_collector::telemetry::latency_histogram;
-use scry_collector::{Store, Table, Telemetry};
+use scry_collector::{Enricher, Store, Table, Telemetry};
 
 use crate::cancel::CancelFlag;
 use crate::catalog::ScryTable;
@@ -70,6 +70,7 @@ struct OutcomeLabel {
 /// Runs read-only SQL over the store.
 pub struct QueryService {
     ctx: SessionContext,
+    store: Store,
     config: QueryConfig,
     /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
@@ -110,11 +111,23 @@ impl QueryService {
         });
         Ok(Self {
             ctx,
+            store,
             config,
             runtime: Some(runtime),
             latency,
             queries,
         })
+    }
+
+    /// Reads every table through `enricher`'s [`Enricher::revise`], so derived columns (log
+    /// templates) show their current values, as ingest with the same enricher would give now.
+    pub fn revised_by(self, enricher: Arc<dyn Enricher>) -> Result<Self, QueryError> {
+        for t in Table::ALL {
+            let table = ScryTable::new(t, self.store.clone()).revised_by(Arc::clone(&enricher));
+            self.ctx.deregister_table(t.name())?;
+            self.ctx.register_table(t.name(), Arc::new(table))?;
+        }
+        Ok(self)
     }
 
     /// Runs one read-only statement and collects its result.

@@ -47,16 +47,16 @@ impl Pipeline {
         let mut config = StoreConfig::new(dir.path());
         config.retention = None;
         let store = Store::open(config, Arc::clone(&telemetry)).context("opening the store")?;
-        let query = Arc::new(QueryService::new(
-            store.clone(),
-            QueryConfig::default(),
-            &telemetry,
-        )?);
+        let templates = Arc::new(TemplateEnricher::default());
+        let query = Arc::new(
+            QueryService::new(store.clone(), QueryConfig::default(), &telemetry)?
+                .revised_by(Arc::clone(&templates) as _)?,
+        );
         let clock = Arc::new(ManualClock::new(start_ns));
         let engine =
             Arc::new(Engine::new(DetectionConfig::default()).with_clock(Arc::clone(&clock) as _));
         let ingest = Ingest::new(store.clone(), Arc::clone(&telemetry))
-            .with_enricher(Arc::new(TemplateEnricher::default()))
+            .with_enricher(templates)
             .with_observer(Arc::clone(&engine) as _);
         let incidents = Arc::new(IncidentStore::open(&dir.path().join("incidents.db"))?);
         let detection = DetectionLoop::open(LoopParts {
