@@ -27,7 +27,7 @@ mod target;
 /// Arguments of `scry eval rca`.
 #[derive(Args, Debug)]
 pub struct RcaArgs {
-    /// Faults of every kind to inject (so 8 × this many scenarios).
+    /// Faults of every kind to inject (so 9 × this many scenarios).
     #[arg(long, default_value_t = 13)]
     pub scenarios: usize,
     /// Seed of the simulation.

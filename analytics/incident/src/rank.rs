@@ -5,7 +5,8 @@
 //! for how directly that kind of series points at a cause (its own error logs, new templates, log
 //! statements per span, operation latency and errors: 1; its CPU and memory 0.7; other metrics
 //! and the multivariate RED vector 0.5; traffic and raw log counts 0.3, since they follow the
-//! request mix; in the ranking, not for opening incidents, also severity groups per span, which
+//! request mix, and they are one family: a surge of work counts once however many ways it is
+//! counted (spans, lines per severity, lines per template); in the ranking, not for opening incidents, also severity groups per span, which
 //! count the lines of statements that count on their own). Evidence counts with weight
 //! `exp(-age / 120 s)` from the incident's latest anomaly. Faults propagate to callers, also
 //! through services that show nothing themselves, so a service is discounted by the most
@@ -115,6 +116,9 @@ fn resource(measure: &str) -> Option<&'static str> {
 /// service's span series of one measure across its operations, and its metrics of one
 /// resource in different units (`CpuUsage` in millicores and `CpuUsageRate` in percent).
 fn family(a: &Anomaly) -> String {
+    if is_volume(a) {
+        return VOLUME_FAMILY.to_string();
+    }
     let base = match &a.key.measure {
         Measure::Metric(m) => {
             if let Some(r) = resource(m).filter(|_| a.key.signal == Signal::Metrics) {
@@ -164,6 +168,20 @@ fn own_evidence(series: &BTreeMap<String, (f64, String)>, top: usize) -> (f64, f
 
 /// The family of the call gap series.
 const CALL_GAP_FAMILY: &str = "call_gap";
+
+/// The family of the series that count the work arriving at a service.
+const VOLUME_FAMILY: &str = "volume";
+
+/// Whether `a` counts work arriving: spans, or log lines per severity or per template. These move
+/// together with the request mix, so a retrying caller's surge shows in all of them at its
+/// callee and the callee's callees; one surge is one piece of evidence.
+fn is_volume(a: &Anomaly) -> bool {
+    matches!(
+        (a.key.signal, &a.key.measure),
+        (Signal::Traces, Measure::Requests)
+            | (Signal::Logs, Measure::Logs | Measure::TemplateCount)
+    )
+}
 
 #[derive(Default)]
 struct Evidence {
@@ -442,5 +460,48 @@ pub(crate) mod tests {
         let order = ranked.iter().find(|c| c.service == "order").unwrap();
         assert!((order.raw - 0.99).abs() < 1e-9, "{order:#?}");
         assert!(order.evidence[0].starts_with("latency_p"), "{order:#?}");
+    }
+
+    #[test]
+    fn a_surge_of_work_counts_once_however_it_is_counted() {
+        // checkout retries a slow payment: payment shows the latency and more requests; email,
+        // which payment calls on every request, shows the surge three ways (spans, lines per
+        // severity, lines per template) and nothing else.
+        let graph = Graph::from_edges(&[
+            Edge {
+                caller: "checkout".into(),
+                callee: "payment".into(),
+                calls: 1.0,
+                errors: 0.0,
+            },
+            Edge {
+                caller: "payment".into(),
+                callee: "email".into(),
+                calls: 1.0,
+                errors: 0.0,
+            },
+        ]);
+        let mut anomalies = vec![
+            anomaly(
+                "payment",
+                Signal::Traces,
+                "latency_p50",
+                "POST /charge",
+                20,
+                0.99,
+            ),
+            anomaly("payment", Signal::Traces, "requests", "", 20, 0.9),
+        ];
+        for (signal, measure, scope) in [
+            (Signal::Traces, "requests", ""),
+            (Signal::Logs, "logs", "INFO"),
+            (Signal::Logs, "template_count", "d1390cc1af45b46a"),
+        ] {
+            anomalies.push(anomaly("email", signal, measure, scope, 20, 0.9));
+        }
+        let ranked = rank_with(&anomalies, &graph, &RankConfig::default());
+        assert_eq!(ranked[0].service, "payment", "{ranked:#?}");
+        let email = ranked.iter().find(|c| c.service == "email").unwrap();
+        assert!((email.raw - 0.9 * 0.3).abs() < 1e-9, "{email:#?}");
     }
 }
