@@ -3,18 +3,17 @@
 //! Each service's own evidence is the sum, over its five strongest anomalous series families
 //! (series that differ only in a quantile count once), of the family's best score times a weight
 //! for how directly that kind of series points at a cause (its own error logs, new templates, log
-//! statements per span, operation latency and errors: 1; its CPU and memory 0.7; other metrics
-//! and the multivariate RED vector 0.5; traffic and raw log counts 0.3, since they follow the
-//! request mix, and they are one family: a surge of work counts once however many ways it is
-//! counted (spans, lines per severity, lines per template); in the ranking, not for opening incidents, also severity groups per span, which
-//! count the lines of statements that count on their own). Evidence counts with weight
-//! `exp(-age / 120 s)` from the incident's latest anomaly. Faults propagate to callers, also
-//! through services that show nothing themselves, so a service is discounted by the most
-//! anomalous service downstream of it (called directly or through others):
+//! statements per span, operation latency and errors: 1; its CPU and memory 0.7; other metrics and
+//! the multivariate RED vector 0.5; traffic and raw log counts 0.3, since they follow the request
+//! mix, and they are one family: a surge of work counts once however many ways it is counted
+//! (spans, lines per severity, lines per template); in the ranking, not for opening incidents, also
+//! severity groups per span, which count the lines of statements that count on their own). Evidence
+//! counts with weight `exp(-age / 120 s)` from the incident's latest anomaly. Faults propagate to
+//! callers, also through services that show nothing themselves, so a service is discounted by the
+//! most anomalous service downstream of it (called directly or through others):
 //! `S'(a) = S(a) - max over downstream b of S(b)`, floored at 0. The call gap of `a` (time its
-//! callers waited outside its spans) is exempt: nothing downstream of `a` is in it, so it is
-//! added back undiscounted. Ties go to the earlier onset,
-//! then the larger raw evidence. See docs/rca.md.
+//! callers waited outside its spans) is exempt: nothing downstream of `a` is in it, so it is added
+//! back undiscounted. Ties go to the earlier onset, then the larger raw evidence. See docs/rca.md.
 
 use std::collections::{BTreeMap, BTreeSet};
 

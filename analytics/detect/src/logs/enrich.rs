@@ -46,7 +46,6 @@ struct Issued {
 }
 
 /// A stored template id's current id and template text.
-#[derive(Debug, Clone, PartialEq)]
 struct Current {
     id: String,
     template: String,
