@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from e2e_util import make_span, send_http, sql_str, trace_request, unique
@@ -24,6 +25,12 @@ def still_serving(scry, service: str):
     assert int(scry.scalar(f"SELECT count(*) AS n FROM spans WHERE service_name = {sql_str(service)}")) == SPANS
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (its own, whatever else loads the machine)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_query_timeout_cancels_and_daemon_keeps_serving(scry_factory):
     scry = scry_factory(["--query-timeout", "1s"])
     service = unique("timeout")
@@ -35,6 +42,13 @@ def test_query_timeout_cancels_and_daemon_keeps_serving(scry_factory):
     assert resp.status_code == 504, resp.text
     assert resp.json()["error"]["code"] == "query_timeout"
     assert elapsed < 15, f"timeout answered after {elapsed:.1f}s"
+    # Cancelled means stopped: a join over data already read must not go on burning a core (it did
+    # for minutes while only the scans checked for cancellation).
+    time.sleep(0.5)
+    before = cpu_seconds(scry.proc.pid)
+    time.sleep(2)
+    burnt = cpu_seconds(scry.proc.pid) - before
+    assert burnt < 0.5, f"the daemon used {burnt:.2f} CPU seconds in the 2 s after the timeout"
     still_serving(scry, service)
 
 

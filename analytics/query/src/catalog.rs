@@ -25,7 +25,6 @@ use scry_collector::persist::ParquetFile;
 use scry_collector::schema::TIME_COLUMN;
 use scry_collector::{Enricher, Store, Table};
 
-use crate::cancel::{CancelFlag, cancellable};
 use crate::map_exec::{BatchFn, MapExec};
 
 /// One stored table as DataFusion sees it.
@@ -262,11 +261,7 @@ impl TableProvider for ScryTable {
                     .build();
             plans.push(DataSourceExec::from_data_source(config));
         }
-        let plan = self.revise(UnionExec::try_new(plans)?);
-        Ok(match state.config().get_extension::<CancelFlag>() {
-            Some(flag) => cancellable(plan, flag),
-            None => plan,
-        })
+        Ok(self.revise(UnionExec::try_new(plans)?))
     }
 }
 

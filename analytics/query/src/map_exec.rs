@@ -1,6 +1,6 @@
-//! A plan node that passes every batch of its input through a function, so scans can be checked
-//! for cancellation ([`crate::cancel`]) and have derived columns revised as they are read
-//! ([`Enricher::revise`](scry_collector::Enricher::revise)) without a node type for each.
+//! A plan node that passes every batch of its input through a function, so operators can be
+//! checked for cancellation ([`crate::cancel`]) and scans have derived columns revised as they are
+//! read ([`Enricher::revise`](scry_collector::Enricher::revise)) without a node type for each.
 
 use std::fmt;
 use std::sync::Arc;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -18,7 +19,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use scry_collector::telemetry::latency_histogram;
 use scry_collector::{Enricher, Store, Table, Telemetry};
 
-use crate::cancel::CancelFlag;
+use crate::cancel::{CancelFlag, cancellable};
 use crate::catalog::ScryTable;
 use crate::error::QueryError;
 
@@ -150,16 +151,15 @@ impl QueryService {
     async fn run(&self, sql: &str) -> Result<QueryOutput, QueryError> {
         check_read_only(sql)?;
         let flag = Arc::new(CancelFlag::default());
-        let mut state = self.ctx.state();
-        state.config_mut().set_extension(Arc::clone(&flag));
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = self.ctx.clone();
         let sql = sql.to_string();
         let max_rows = self.config.max_result_rows;
         let runtime = self
             .runtime
             .as_ref()
             .expect("runtime lives as long as the service");
-        let task = runtime.spawn(async move { execute(&ctx, &sql, max_rows).await });
+        let checks = Arc::clone(&flag);
+        let task = runtime.spawn(async move { execute(&ctx, &sql, &checks, max_rows).await });
         let abort = task.abort_handle();
         match tokio::time::timeout(self.config.timeout, task).await {
             Ok(Ok(result)) => result,
@@ -185,6 +185,7 @@ impl Drop for QueryService {
 async fn execute(
     ctx: &SessionContext,
     sql: &str,
+    flag: &Arc<CancelFlag>,
     max_rows: usize,
 ) -> Result<QueryOutput, QueryError> {
     let options = SQLOptions::new()
@@ -193,7 +194,9 @@ async fn execute(
         .with_allow_statements(false);
     let df = ctx.sql_with_options(sql, options).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let mut stream = df.execute_stream().await?;
+    let task_ctx = Arc::new(df.task_ctx());
+    let plan = cancellable(df.create_physical_plan().await?, flag)?;
+    let mut stream = execute_stream(plan, task_ctx)?;
     let mut batches = Vec::new();
     let mut rows = 0;
     while let Some(batch) = stream.next().await {
