@@ -25,7 +25,7 @@ pub use target::{Change, Driver, Entry, Pipeline, Target, incident_changes};
 mod target;
 
 /// Arguments of `scry eval rca`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct RcaArgs {
     /// Faults of every kind to inject (so 9 × this many scenarios).
     #[arg(long, default_value_t = 13)]

@@ -12,12 +12,14 @@
 //! points is fitted to its cases.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use scry_incident::{IncidentConfig, RankConfig};
+use tokio::sync::Semaphore;
 
 use super::RcaArgs;
 use super::nezha::Case;
-use super::replay::replay;
+use super::replay::{Replay, replay};
 use crate::folds::{Fold, best_by, by_group, fit_outside, grid};
 
 /// Series families counted per service, in the grid.
@@ -144,6 +146,38 @@ fn time_folds(cases: &[Case]) -> Vec<Fold> {
     ]
 }
 
+/// Replays the corpus once per setting of `grid`, as many at a time as there are cores: each
+/// replay is its own in-process pipeline (one core's worth of work), and they share nothing but
+/// the corpus files. Results come in the grid's order.
+async fn replay_grid(
+    root: &Path,
+    args: &RcaArgs,
+    grid: &[RankConfig],
+) -> anyhow::Result<Vec<Replay>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let slots = Arc::new(Semaphore::new(cores));
+    let args = Arc::new(args.clone());
+    let replays: Vec<_> = grid
+        .iter()
+        .map(|setting| {
+            let (root, args, slots) = (root.to_path_buf(), Arc::clone(&args), Arc::clone(&slots));
+            let config = IncidentConfig {
+                rank: *setting,
+                ..IncidentConfig::default()
+            };
+            tokio::spawn(async move {
+                let _slot = slots.acquire_owned().await?;
+                replay(&root, &args, config).await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(replays.len());
+    for r in replays {
+        out.push(r.await??);
+    }
+    Ok(out)
+}
+
 /// Replays once per setting and prints in-sample and cross-validated figures.
 pub async fn run(root: &Path, args: &RcaArgs) -> anyhow::Result<()> {
     let grid = settings();
@@ -154,12 +188,8 @@ pub async fn run(root: &Path, args: &RcaArgs) -> anyhow::Result<()> {
     let mut ranks = Vec::new();
     let mut cases = Vec::new();
     let mut missing = 0;
-    for (i, setting) in grid.iter().enumerate() {
-        let config = IncidentConfig {
-            rank: *setting,
-            ..IncidentConfig::default()
-        };
-        let r = replay(root, args, config).await?;
+    let replays = replay_grid(root, args, &grid).await?;
+    for (i, (setting, r)) in grid.iter().zip(replays).enumerate() {
         let run = r.ranks();
         missing = r.services + 1;
         println!(
