@@ -156,11 +156,10 @@ async fn replay_grid(
 ) -> anyhow::Result<Vec<Replay>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let slots = Arc::new(Semaphore::new(cores));
-    let args = Arc::new(args.clone());
     let replays: Vec<_> = grid
         .iter()
         .map(|setting| {
-            let (root, args, slots) = (root.to_path_buf(), Arc::clone(&args), Arc::clone(&slots));
+            let (root, args, slots) = (root.to_path_buf(), args.clone(), Arc::clone(&slots));
             let config = IncidentConfig {
                 rank: *setting,
                 ..IncidentConfig::default()
